@@ -1,4 +1,115 @@
+import Foundation
 import TensorCore
+
+/// A subcommand of `isfgan`: its declaration (for parsing and help) and its body.
+public protocol Subcommand {
+    static var name: String { get }
+    static var summary: String { get }
+    static var usage: String { get }
+    static var options: [OptionSpec] { get }
+    /// Positional arguments accepted (most commands take none).
+    static var positionalCount: Int { get }
+    static func run(_ arguments: ParsedArguments, _ console: Console) throws
+}
+
+extension Subcommand {
+    public static var positionalCount: Int { 0 }
+}
+
+/// Where commands print: results to standard output, messages to standard error.
+public final class Console {
+    public var out: (String) -> Void
+    public var err: (String) -> Void
+    /// True when standard error is a terminal (live progress lines instead of plain lines).
+    public let isTerminal: Bool
+
+    public init(
+        out: @escaping (String) -> Void = { print($0) },
+        err: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
+        isTerminal: Bool = isatty(2) != 0
+    ) {
+        self.out = out
+        self.err = err
+        self.isTerminal = isTerminal
+    }
+
+    public func warn(_ message: String) { err("warning: \(message)") }
+}
+
 public enum CLI {
-    public static func main(_ arguments: [String]) -> Int32 { 0 }
+    /// Every subcommand, in the order `isfgan --help` lists them.
+    nonisolated(unsafe) public static var commands: [Subcommand.Type] = [
+        VersionCommand.self
+    ]
+
+    static let globalOptions: [OptionSpec] = [
+        .value("threads", "N", "threads for kernels and oneDNN (also ISFGAN_THREADS)"),
+        .flag("help", "show this help"),
+    ]
+
+    /// Runs `isfgan ARGS`; returns the process exit status (0 ok, 1 failure, 2 usage).
+    public static func main(_ arguments: [String], console: Console = Console()) -> Int32 {
+        guard let first = arguments.first, first != "--help", first != "-h", first != "help"
+        else {
+            console.out(overview())
+            return 0
+        }
+        guard let command = commands.first(where: { $0.name == first }) else {
+            console.err("isfgan: unknown command '\(first)'; see 'isfgan --help'")
+            return 2
+        }
+        let specs = command.options + globalOptions
+        let rest = Array(arguments.dropFirst())
+        if rest.contains("--help") || rest.contains("-h") {
+            console.out(
+                helpText(
+                    command: command.name, summary: command.summary, usage: command.usage,
+                    specs: specs))
+            return 0
+        }
+        do {
+            let parsed = try ParsedArguments(
+                command: command.name, specs: specs, arguments: rest,
+                positional: command.positionalCount)
+            if let n = try parsed.int("threads", range: 1...1024) { Threads.count = n }
+            try command.run(parsed, console)
+            return 0
+        } catch let e as UsageError {
+            console.err("error: \(e.message)")
+            return 2
+        } catch {
+            console.err("isfgan \(command.name): error: \(error)")
+            return 1
+        }
+    }
+
+    static func overview() -> String {
+        var lines = [
+            "isfgan — edit images through a StyleGAN2's latent space with an implicit style",
+            "function (ISF-GAN), train it, and measure it; on the CPU, from PyTorch checkpoints.",
+            "",
+            "usage: isfgan COMMAND [options]      (isfgan COMMAND --help for its options)",
+            "",
+            "commands:",
+        ]
+        let width = (commands.map { $0.name.count }.max() ?? 0) + 4
+        for c in commands {
+            lines.append("  " + c.name.padding(toLength: width, withPad: " ", startingAt: 0) + c.summary)
+        }
+        lines += ["", "global options: --threads N (default: all cores; env ISFGAN_THREADS)"]
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `isfgan version`
+struct VersionCommand: Subcommand {
+    static let name = "version"
+    static let summary = "print the version and the thread count"
+    static let usage = ""
+    static let options: [OptionSpec] = []
+    static let version = "0.1.0"
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) throws {
+        console.out("isfgan \(version) (threads: \(Threads.count))")
+    }
 }
