@@ -27,7 +27,7 @@ public final class ByteBuffer: @unchecked Sendable {
         let n = data.count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 64)
         let buffer = UnsafeMutableRawBufferPointer(start: raw, count: n)
-        _ = buffer.copyBytes(from: data)
+        buffer.copyBytes(from: data)
         self.init(bytes: UnsafeRawBufferPointer(buffer), name: name) { raw.deallocate() }
     }
 
