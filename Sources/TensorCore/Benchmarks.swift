@@ -41,9 +41,11 @@ public enum OpBenchmarks {
         let src = Tensor.full([copyCount], 1), dst = Tensor(uninitializedShape: [copyCount])
         let copyTime = median(repeats) { parallelCopy(src, dst) }
         let bandwidth = Double(2 * copyCount * 4) / copyTime / 1e9
-        rows.append(OpBenchmarkRow(
-            name: "copy \(copyCount * 4 / mb) MiB", pass: "memory", milliseconds: copyTime * 1e3,
-            gflops: 0, ratioToSgemm: 0, gigabytesPerSecond: bandwidth, ratioToBandwidth: 1))
+        rows.append(
+            OpBenchmarkRow(
+                name: "copy \(copyCount * 4 / mb) MiB", pass: "memory",
+                milliseconds: copyTime * 1e3,
+                gflops: 0, ratioToSgemm: 0, gigabytesPerSecond: bandwidth, ratioToBandwidth: 1))
 
         // sgemm.
         let n = q ? 256 : 2048
@@ -52,15 +54,19 @@ public enum OpBenchmarks {
         let gemmTime = median(repeats) { _ = MatmulKernels.matmul(a, b, implementation: .oneDNN) }
         let sgemmRate = gemmFlops / gemmTime / 1e9
         let gemmBytes = Double(3 * n * n * 4)
-        rows.append(row("sgemm \(n)x\(n)x\(n)", "forward", gemmTime, gemmFlops, gemmBytes,
-                        sgemmRate, bandwidth))
+        rows.append(
+            row(
+                "sgemm \(n)x\(n)x\(n)", "forward", gemmTime, gemmFlops, gemmBytes,
+                sgemmRate, bandwidth))
         let g = Tensor.randn([n, n], seed: 3)
         let gemmBack = median(repeats) {
             _ = MatmulKernels.matmul(g, b.transposed(), implementation: .oneDNN)
             _ = MatmulKernels.matmul(a.transposed(), g, implementation: .oneDNN)
         }
-        rows.append(row("sgemm \(n)x\(n)x\(n)", "backward", gemmBack, 2 * gemmFlops,
-                        2 * gemmBytes, sgemmRate, bandwidth))
+        rows.append(
+            row(
+                "sgemm \(n)x\(n)x\(n)", "backward", gemmBack, 2 * gemmFlops,
+                2 * gemmBytes, sgemmRate, bandwidth))
 
         // Convolutions: (name, x, w, geometry, transposed).
         struct Case {
@@ -72,16 +78,21 @@ public enum OpBenchmarks {
         }
         let c = q ? 64 : 512
         let cases = [
-            Case(name: "conv2d 3x3 \(c)→\(c) 32x32 N4", x: [4, c, 32, 32], w: [c, c, 3, 3],
-                 geometry: ConvGeometry(stride: 1, padding: 1), transposed: false),
-            Case(name: "conv2d 3x3 64→64 \(q ? 64 : 256)² N1", x: [1, 64, q ? 64 : 256, q ? 64 : 256],
-                 w: [64, 64, 3, 3], geometry: ConvGeometry(stride: 1, padding: 1),
-                 transposed: false),
-            Case(name: "convT 3x3 s2 \(c)→\(c) 16→33 N4", x: [4, c, 16, 16], w: [c, c, 3, 3],
-                 geometry: ConvGeometry(stride: 2, padding: 0), transposed: true),
-            Case(name: "convT 3x3 s2 \(c)→\(c) 16→33 N4 groups 4", x: [1, 4 * c, 16, 16],
-                 w: [4 * c, c, 3, 3], geometry: ConvGeometry(stride: 2, padding: 0, groups: 4),
-                 transposed: true),
+            Case(
+                name: "conv2d 3x3 \(c)→\(c) 32x32 N4", x: [4, c, 32, 32], w: [c, c, 3, 3],
+                geometry: ConvGeometry(stride: 1, padding: 1), transposed: false),
+            Case(
+                name: "conv2d 3x3 64→64 \(q ? 64 : 256)² N1",
+                x: [1, 64, q ? 64 : 256, q ? 64 : 256],
+                w: [64, 64, 3, 3], geometry: ConvGeometry(stride: 1, padding: 1),
+                transposed: false),
+            Case(
+                name: "convT 3x3 s2 \(c)→\(c) 16→33 N4", x: [4, c, 16, 16], w: [c, c, 3, 3],
+                geometry: ConvGeometry(stride: 2, padding: 0), transposed: true),
+            Case(
+                name: "convT 3x3 s2 \(c)→\(c) 16→33 N4 groups 4", x: [1, 4 * c, 16, 16],
+                w: [4 * c, c, 3, 3], geometry: ConvGeometry(stride: 2, padding: 0, groups: 4),
+                transposed: true),
         ]
         for k in cases {
             let x = Tensor.randn(k.x, seed: 4), w = Tensor.randn(k.w, seed: 5)
@@ -129,8 +140,10 @@ public enum OpBenchmarks {
                         implementation: .oneDNN)
                 }
             }
-            rows.append(row(k.name, "backward", backward, 2 * flops, 2 * bytes, sgemmRate,
-                            bandwidth))
+            rows.append(
+                row(
+                    k.name, "backward", backward, 2 * flops, 2 * bytes, sgemmRate,
+                    bandwidth))
         }
         return rows
     }
@@ -143,7 +156,7 @@ public enum OpBenchmarks {
         func num(_ v: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", v) }
         var lines = [
             pad("op", 40) + pad("pass", 10) + pad("ms", 10) + pad("GFLOP/s", 10)
-                + pad("x sgemm", 9) + pad("GB/s", 8) + "x copy",
+                + pad("x sgemm", 9) + pad("GB/s", 8) + "x copy"
         ]
         for r in rows {
             lines.append(

@@ -48,7 +48,8 @@ enum DNNL {
             var e: dnnl_engine_t?
             DNNL.check(dnnl_engine_create(&e, dnnl_cpu, 0), "engine_create")
             var s: dnnl_stream_t?
-            DNNL.check(dnnl_stream_create(&s, e, UInt32(dnnl_stream_default_flags.rawValue)),
+            DNNL.check(
+                dnnl_stream_create(&s, e, UInt32(dnnl_stream_default_flags.rawValue)),
                 "stream_create")
             engine = e!
             stream = s!

@@ -32,8 +32,10 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
     public var padding: (h: Int, w: Int)
     public var groups: Int
 
-    public init(stride: (h: Int, w: Int) = (1, 1), padding: (h: Int, w: Int) = (0, 0),
-                groups: Int = 1) {
+    public init(
+        stride: (h: Int, w: Int) = (1, 1), padding: (h: Int, w: Int) = (0, 0),
+        groups: Int = 1
+    ) {
         self.stride = stride
         self.padding = padding
         self.groups = groups
@@ -69,7 +71,8 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
         }
         guard x[1] == w[1] * groups, w[0] % groups == 0 else {
             throw ShapeError(
-                op: op, "channels do not match: \(pair) needs input channels = "
+                op: op,
+                "channels do not match: \(pair) needs input channels = "
                     + "weight dim 1 × groups and output channels divisible by groups")
         }
         let ho = (x[2] + 2 * padding.h - w[2]) / stride.h + 1
@@ -90,8 +93,10 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
     /// [g, O/g, C/g, kh, kw] when grouped.
     func dnnlWeight(_ shape: [Int], _ strides: [Int]) -> (dims: [Int], strides: [Int]) {
         if groups == 1 { return (shape, strides) }
-        return ([groups, shape[0] / groups] + shape[1...],
-                [strides[0] * (shape[0] / groups)] + strides)
+        return (
+            [groups, shape[0] / groups] + shape[1...],
+            [strides[0] * (shape[0] / groups)] + strides
+        )
     }
 }
 
@@ -111,8 +116,9 @@ public enum ConvKernels {
                 bias: bias?.scalars, geometry: geometry)
             return Tensor(shape: yShape, y)
         }
-        let plan = ConvPlan.make(.forward, x: x, w: w, y: nil, yShape: yShape,
-                                 hasBias: bias != nil, geometry: geometry)
+        let plan = ConvPlan.make(
+            .forward, x: x, w: w, y: nil, yShape: yShape,
+            hasBias: bias != nil, geometry: geometry)
         let y = Tensor(uninitializedShape: yShape)
         var inputs = [x, w]
         if let bias { inputs.append(bias) }
@@ -139,8 +145,9 @@ public enum ConvKernels {
                 geometry: geometry)
             return Tensor(shape: inputShape, gx)
         }
-        let plan = ConvPlan.make(.inputGradient, x: nil, xShape: inputShape, w: w, y: gy,
-                                 yShape: yShape, hasBias: false, geometry: geometry)
+        let plan = ConvPlan.make(
+            .inputGradient, x: nil, xShape: inputShape, w: w, y: gy,
+            yShape: yShape, hasBias: false, geometry: geometry)
         let gx = Tensor(uninitializedShape: inputShape)
         plan.run(inputs: [gy, w], output: gx)
         return gx
@@ -163,8 +170,9 @@ public enum ConvKernels {
                 weightShape: weightShape, geometry: geometry)
             return Tensor(shape: weightShape, gw)
         }
-        let plan = ConvPlan.make(.weightGradient, x: x, wShape: weightShape, y: gy,
-                                 yShape: yShape, hasBias: false, geometry: geometry)
+        let plan = ConvPlan.make(
+            .weightGradient, x: x, wShape: weightShape, y: gy,
+            yShape: yShape, hasBias: false, geometry: geometry)
         let gw = Tensor(uninitializedShape: weightShape)
         plan.run(inputs: [x, gy], output: gw)
         return gw
@@ -186,8 +194,10 @@ final class ConvPlan: @unchecked Sendable {
     let inputs: [(id: Int32, argument: DNNLArgument)]
     let output: (id: Int32, argument: DNNLArgument)
 
-    private init(primitive: DNNL.Primitive, inputs: [(Int32, DNNLArgument)],
-                 output: (Int32, DNNLArgument)) {
+    private init(
+        primitive: DNNL.Primitive, inputs: [(Int32, DNNLArgument)],
+        output: (Int32, DNNLArgument)
+    ) {
         self.primitive = primitive
         self.inputs = inputs.map { (id: $0.0, argument: $0.1) }
         self.output = (id: output.0, argument: output.1)
@@ -212,12 +222,14 @@ final class ConvPlan: @unchecked Sendable {
         let xStrides = xs?.strides ?? Shape.contiguousStrides(xShape)
         let wStrides = ws?.strides ?? Shape.contiguousStrides(wShape)
         let yStrides = ys?.strides ?? Shape.contiguousStrides(yShape)
-        let key = "\(kind.rawValue) x\(xShape):\(xStrides) w\(wShape):\(wStrides) "
+        let key =
+            "\(kind.rawValue) x\(xShape):\(xStrides) w\(wShape):\(wStrides) "
             + "y\(yShape):\(yStrides) bias \(hasBias) \(g) threads \(Threads.count)"
         return cache.value(key) {
-            build(kind, xShape: xShape, xStrides: xStrides, wShape: wShape,
-                  wStrides: wStrides, yShape: yShape, yStrides: yStrides, hasBias: hasBias,
-                  geometry: g)
+            build(
+                kind, xShape: xShape, xStrides: xStrides, wShape: wShape,
+                wStrides: wStrides, yShape: yShape, yStrides: yStrides, hasBias: hasBias,
+                geometry: g)
         }
     }
 
@@ -261,21 +273,32 @@ final class ConvPlan: @unchecked Sendable {
         case .forward:
             let pd = forwardPD!
             var inputs: [(Int32, DNNLArgument)] = [
-                (DNNL_ARG_SRC, DNNLArgument(
-                    user: xUser, chosen: DNNL.query(pd, dnnl_query_src_md), isOutput: false)),
-                (DNNL_ARG_WEIGHTS, DNNLArgument(
-                    user: wUser, chosen: DNNL.query(pd, dnnl_query_weights_md),
-                    isOutput: false)),
+                (
+                    DNNL_ARG_SRC,
+                    DNNLArgument(
+                        user: xUser, chosen: DNNL.query(pd, dnnl_query_src_md), isOutput: false)
+                ),
+                (
+                    DNNL_ARG_WEIGHTS,
+                    DNNLArgument(
+                        user: wUser, chosen: DNNL.query(pd, dnnl_query_weights_md),
+                        isOutput: false)
+                ),
             ]
             if hasBias {
-                inputs.append((DNNL_ARG_BIAS, DNNLArgument(
-                    user: bias, chosen: DNNL.query(pd, dnnl_query_weights_md, index: 1),
-                    isOutput: false)))
+                inputs.append(
+                    (
+                        DNNL_ARG_BIAS,
+                        DNNLArgument(
+                            user: bias, chosen: DNNL.query(pd, dnnl_query_weights_md, index: 1),
+                            isOutput: false)
+                    ))
             }
             let out = DNNLArgument(
                 user: yUser, chosen: DNNL.query(pd, dnnl_query_dst_md), isOutput: true)
-            return ConvPlan(primitive: DNNL.Primitive(pd), inputs: inputs,
-                            output: (DNNL_ARG_DST, out))
+            return ConvPlan(
+                primitive: DNNL.Primitive(pd), inputs: inputs,
+                output: (DNNL_ARG_DST, out))
 
         case .inputGradient:
             defer { dnnl_primitive_desc_destroy(forwardPD) }
@@ -289,17 +312,24 @@ final class ConvPlan: @unchecked Sendable {
                 dnnl_primitive_desc_create(&pd, &desc, nil, DNNL.engine, forwardPD),
                 "primitive_desc_create (convolution backward data)")
             let inputs: [(Int32, DNNLArgument)] = [
-                (DNNL_ARG_DIFF_DST, DNNLArgument(
-                    user: yUser, chosen: DNNL.query(pd!, dnnl_query_diff_dst_md),
-                    isOutput: false)),
-                (DNNL_ARG_WEIGHTS, DNNLArgument(
-                    user: wUser, chosen: DNNL.query(pd!, dnnl_query_weights_md),
-                    isOutput: false)),
+                (
+                    DNNL_ARG_DIFF_DST,
+                    DNNLArgument(
+                        user: yUser, chosen: DNNL.query(pd!, dnnl_query_diff_dst_md),
+                        isOutput: false)
+                ),
+                (
+                    DNNL_ARG_WEIGHTS,
+                    DNNLArgument(
+                        user: wUser, chosen: DNNL.query(pd!, dnnl_query_weights_md),
+                        isOutput: false)
+                ),
             ]
             let out = DNNLArgument(
                 user: xUser, chosen: DNNL.query(pd!, dnnl_query_diff_src_md), isOutput: true)
-            return ConvPlan(primitive: DNNL.Primitive(pd!), inputs: inputs,
-                            output: (DNNL_ARG_DIFF_SRC, out))
+            return ConvPlan(
+                primitive: DNNL.Primitive(pd!), inputs: inputs,
+                output: (DNNL_ARG_DIFF_SRC, out))
 
         case .weightGradient:
             defer { dnnl_primitive_desc_destroy(forwardPD) }
@@ -314,17 +344,24 @@ final class ConvPlan: @unchecked Sendable {
                 dnnl_primitive_desc_create(&pd, &desc, nil, DNNL.engine, forwardPD),
                 "primitive_desc_create (convolution backward weights)")
             let inputs: [(Int32, DNNLArgument)] = [
-                (DNNL_ARG_SRC, DNNLArgument(
-                    user: xUser, chosen: DNNL.query(pd!, dnnl_query_src_md), isOutput: false)),
-                (DNNL_ARG_DIFF_DST, DNNLArgument(
-                    user: yUser, chosen: DNNL.query(pd!, dnnl_query_diff_dst_md),
-                    isOutput: false)),
+                (
+                    DNNL_ARG_SRC,
+                    DNNLArgument(
+                        user: xUser, chosen: DNNL.query(pd!, dnnl_query_src_md), isOutput: false)
+                ),
+                (
+                    DNNL_ARG_DIFF_DST,
+                    DNNLArgument(
+                        user: yUser, chosen: DNNL.query(pd!, dnnl_query_diff_dst_md),
+                        isOutput: false)
+                ),
             ]
             let out = DNNLArgument(
                 user: wUser, chosen: DNNL.query(pd!, dnnl_query_diff_weights_md),
                 isOutput: true)
-            return ConvPlan(primitive: DNNL.Primitive(pd!), inputs: inputs,
-                            output: (DNNL_ARG_DIFF_WEIGHTS, out))
+            return ConvPlan(
+                primitive: DNNL.Primitive(pd!), inputs: inputs,
+                output: (DNNL_ARG_DIFF_WEIGHTS, out))
         }
     }
 

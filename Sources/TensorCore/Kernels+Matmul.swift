@@ -37,7 +37,8 @@ public enum MatmulKernels {
     {
         guard a.count >= 2, b.count >= 2 else {
             throw ShapeError(
-                op: "matmul", "needs operands of rank 2 or more, got \(describe(a)) and "
+                op: "matmul",
+                "needs operands of rank 2 or more, got \(describe(a)) and "
                     + "\(describe(b))")
         }
         let (m, k, k2, n) = (a[a.count - 2], a[a.count - 1], b[b.count - 2], b[b.count - 1])
@@ -46,7 +47,8 @@ public enum MatmulKernels {
                 op: "matmul", "inner dims differ: \(describe(a)) × \(describe(b))")
         }
         let batch = try Shape.broadcast(
-            Array(a.dropLast(2)), Array(b.dropLast(2)), op: "matmul batch dims of "
+            Array(a.dropLast(2)), Array(b.dropLast(2)),
+            op: "matmul batch dims of "
                 + "\(describe(a)) × \(describe(b))")
         return (batch, m, k, n)
     }
@@ -93,8 +95,9 @@ public enum MatmulKernels {
         // One weight matrix for a whole contiguous batch: fold the batch into the rows.
         let bShared = bOp.tensor.strides.dropLast(2).allSatisfy { $0 == 0 }
         if batchCount > 1, bShared, aOp.tensor.isContiguous, !aOp.operand.transposed {
-            sgemm(aOp.operand, aOp.tensor.pointer, bOp.operand, bOp.tensor.pointer,
-                  m: batchCount * m, n: n, k: k, beta: beta, c: c.pointer)
+            sgemm(
+                aOp.operand, aOp.tensor.pointer, bOp.operand, bOp.tensor.pointer,
+                m: batchCount * m, n: n, k: k, beta: beta, c: c.pointer)
             return c
         }
 
@@ -107,8 +110,9 @@ public enum MatmulKernels {
                 ao += index[d] * aBatchStrides[d]
                 bo += index[d] * bBatchStrides[d]
             }
-            sgemm(aOp.operand, aOp.tensor.pointer + ao, bOp.operand, bOp.tensor.pointer + bo,
-                  m: m, n: n, k: k, beta: beta, c: c.pointer + p * m * n)
+            sgemm(
+                aOp.operand, aOp.tensor.pointer + ao, bOp.operand, bOp.tensor.pointer + bo,
+                m: m, n: n, k: k, beta: beta, c: c.pointer + p * m * n)
             // Odometer over the batch dims.
             var d = batch.count - 1
             while d >= 0 {

@@ -25,8 +25,10 @@ extension Tensor {
         groups: Int = 1, implementation: KernelImplementation = .current
     ) -> Tensor {
         conv2d(
-            weight, bias: bias, geometry: ConvGeometry(stride: stride, padding: padding,
-                                                       groups: groups),
+            weight, bias: bias,
+            geometry: ConvGeometry(
+                stride: stride, padding: padding,
+                groups: groups),
             implementation: implementation)
     }
 

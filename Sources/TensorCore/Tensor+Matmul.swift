@@ -67,7 +67,8 @@ extension Tensor {
             // g [rows, out]
             var grads: [Tensor?] = [
                 needs[0] ? Tensor.matmul(g, w, implementation: implementation) : nil,
-                needs[1] ? Tensor.matmul(g.transposed(), x, implementation: implementation)
+                needs[1]
+                    ? Tensor.matmul(g.transposed(), x, implementation: implementation)
                     : nil,
             ]
             if b != nil { grads.append(needs[2] ? g.sum(axes: [0]) : nil) }

@@ -40,10 +40,12 @@ final class ConvTests: XCTestCase {
         for (i, c) in cases.enumerated() {
             let x = randn(c.x, UInt64(i)), w = randn(weightShape(c), UInt64(100 + i))
             let b = randn([c.o], UInt64(200 + i))
-            let fast = x.conv2d(w, bias: b, stride: c.stride, padding: c.padding,
-                                groups: c.groups, implementation: .oneDNN)
-            let slow = x.conv2d(w, bias: b, stride: c.stride, padding: c.padding,
-                                groups: c.groups, implementation: .reference)
+            let fast = x.conv2d(
+                w, bias: b, stride: c.stride, padding: c.padding,
+                groups: c.groups, implementation: .oneDNN)
+            let slow = x.conv2d(
+                w, bias: b, stride: c.stride, padding: c.padding,
+                groups: c.groups, implementation: .reference)
             assertClose(fast, slow, atol: 1e-4, rtol: 1e-4, "case \(i)")
         }
     }
@@ -95,20 +97,25 @@ final class ConvTests: XCTestCase {
         XCTAssertFalse(x.isContiguous)
         XCTAssertFalse(w.isContiguous)
         let y = x.conv2d(w, stride: 1, padding: 1)
-        let yc = x.contiguous().conv2d(w.contiguous(), stride: 1, padding: 1,
-                                       implementation: .reference)
+        let yc = x.contiguous().conv2d(
+            w.contiguous(), stride: 1, padding: 1,
+            implementation: .reference)
         assertClose(y, yc, atol: 1e-4, rtol: 1e-4, "permuted input and weight")
         let sliced = randn([2, 4, 12, 10], 3).slice(2, 0..<12, step: 2)  // [2, 4, 6, 10]
-        assertClose(sliced.conv2d(w, padding: 1),
-                    sliced.contiguous().conv2d(w.contiguous(), padding: 1,
-                                               implementation: .reference),
-                    atol: 1e-4, rtol: 1e-4, "sliced input")
+        assertClose(
+            sliced.conv2d(w, padding: 1),
+            sliced.contiguous().conv2d(
+                w.contiguous(), padding: 1,
+                implementation: .reference),
+            atol: 1e-4, rtol: 1e-4, "sliced input")
         // A broadcast (expanded) input has zero strides; the kernel copies it first.
         let expanded = randn([1, 4, 6, 5], 4).expanded(to: [3, 4, 6, 5])
-        assertClose(expanded.conv2d(w, padding: 1),
-                    expanded.contiguous().conv2d(w.contiguous(), padding: 1,
-                                                 implementation: .reference),
-                    atol: 1e-4, rtol: 1e-4, "expanded input")
+        assertClose(
+            expanded.conv2d(w, padding: 1),
+            expanded.contiguous().conv2d(
+                w.contiguous(), padding: 1,
+                implementation: .reference),
+            atol: 1e-4, rtol: 1e-4, "expanded input")
     }
 
     func testZeroSizeBatch() {
@@ -135,9 +142,10 @@ final class ConvTests: XCTestCase {
         for s in 0..<n {
             let xs = x.slice(0, s..<(s + 1))
             let ws = w.slice(0, s..<(s + 1)).reshaped([o, c, 3, 3])
-            assertClose(grouped.slice(0, s..<(s + 1)),
-                        xs.conv2d(ws, padding: 1, implementation: .reference),
-                        atol: 1e-4, rtol: 1e-4, "sample \(s)")
+            assertClose(
+                grouped.slice(0, s..<(s + 1)),
+                xs.conv2d(ws, padding: 1, implementation: .reference),
+                atol: 1e-4, rtol: 1e-4, "sample \(s)")
         }
         // The transposed conv of StyleGAN2's upsampling layer, per-sample weights
         // [N·C, O, 3, 3] with groups = N.
@@ -147,10 +155,12 @@ final class ConvTests: XCTestCase {
         for s in 0..<n {
             let xs = x.slice(0, s..<(s + 1))
             let ws = wt.slice(0, (s * c)..<((s + 1) * c))
-            assertClose(up.slice(1, (s * o)..<((s + 1) * o)),
-                        Self.scatterTransposed(xs, ws, bias: nil, stride: 2, padding: 0,
-                                               outputPadding: 0, groups: 1),
-                        atol: 1e-4, rtol: 1e-4, "transposed, sample \(s)")
+            assertClose(
+                up.slice(1, (s * o)..<((s + 1) * o)),
+                Self.scatterTransposed(
+                    xs, ws, bias: nil, stride: 2, padding: 0,
+                    outputPadding: 0, groups: 1),
+                atol: 1e-4, rtol: 1e-4, "transposed, sample \(s)")
         }
     }
 
@@ -226,8 +236,9 @@ final class ConvTests: XCTestCase {
             try g.checkedOutputShape(input: [1, 3, 8, 8], weight: [4, 2, 3, 3], op: "conv2d")
         ) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("conv2d") && text.contains("[1, 3, 8, 8]")
-                          && text.contains("[4, 2, 3, 3]"), text)
+            XCTAssertTrue(
+                text.contains("conv2d") && text.contains("[1, 3, 8, 8]")
+                    && text.contains("[4, 2, 3, 3]"), text)
         }
         XCTAssertThrowsError(
             try ConvGeometry().checkedOutputShape(
@@ -270,9 +281,12 @@ final class ConvTests: XCTestCase {
             let rd = r.scalars.map(Double.init)
             // Differenced in Double: only float32 rounding of the analytic gradient
             // remains (sums of ~50 terms of order 10), well inside 1e-3 relative.
-            checkGradients([x, w, b], eps: 1e-4, atol: 1e-3, rtol: 1e-3, reference: { xs in
-                Self.squaredConvReference(xs, xShape: s.x, wShape: s.w, r: rd, geometry: s.g)
-            }) { xs in
+            checkGradients(
+                [x, w, b], eps: 1e-4, atol: 1e-3, rtol: 1e-3,
+                reference: { xs in
+                    Self.squaredConvReference(xs, xShape: s.x, wShape: s.w, r: rd, geometry: s.g)
+                }
+            ) { xs in
                 (xs[0].conv2d(xs[1], bias: xs[2], geometry: s.g).squared() * r).sum()
             }
         }
@@ -284,11 +298,14 @@ final class ConvTests: XCTestCase {
         let g = ConvGeometry(stride: 2, padding: 0, groups: 2)
         let r = randn(outShape, 112)
         let rd = r.scalars.map(Double.init)
-        checkGradients([x, w], eps: 1e-4, atol: 1e-3, rtol: 1e-3, reference: { xs in
-            let y = ConvReference.inputGradient(
-                xs[0], weight: xs[1], shape: [4, 3, 3, 3], inputShape: outShape, geometry: g)
-            return zip(y, rd).reduce(0) { $0 + $1.1 * $1.0 * $1.0 }
-        }) { xs in
+        checkGradients(
+            [x, w], eps: 1e-4, atol: 1e-3, rtol: 1e-3,
+            reference: { xs in
+                let y = ConvReference.inputGradient(
+                    xs[0], weight: xs[1], shape: [4, 3, 3, 3], inputShape: outShape, geometry: g)
+                return zip(y, rd).reduce(0) { $0 + $1.1 * $1.0 * $1.0 }
+            }
+        ) { xs in
             let y = xs[0].convTranspose2d(xs[1], stride: 2, outputPadding: 1, groups: 2)
             return (y.squared() * r).sum()
         }
@@ -346,8 +363,9 @@ final class ConvTests: XCTestCase {
         XCTAssertEqual(OneDNNStatus.cachedConvolutionPlans - before, 2)
         let wt = w.requiringGrad()
         _ = Tensor.gradients(of: x.conv2d(wt, padding: 1).sum(), withRespectTo: [x, wt])
-        XCTAssertEqual(OneDNNStatus.cachedConvolutionPlans - before, 3,
-                       "a trainable weight adds the weight-gradient plan")
+        XCTAssertEqual(
+            OneDNNStatus.cachedConvolutionPlans - before, 3,
+            "a trainable weight adds the weight-gradient plan")
         // Running again reuses every plan.
         _ = Tensor.gradients(of: x.conv2d(wt, padding: 1).sum(), withRespectTo: [x, wt])
         XCTAssertEqual(OneDNNStatus.cachedConvolutionPlans - before, 3)
@@ -363,8 +381,9 @@ final class ConvTests: XCTestCase {
             [
                 x.conv2d(w, geometry: g),
                 Tensor.conv2dInputGradient(gy, weight: w, inputShape: x.shape, geometry: g),
-                Tensor.conv2dWeightGradient(x, outputGradient: gy, weightShape: w.shape,
-                                            geometry: g),
+                Tensor.conv2dWeightGradient(
+                    x, outputGradient: gy, weightShape: w.shape,
+                    geometry: g),
             ]
         }
         Threads.count = 1

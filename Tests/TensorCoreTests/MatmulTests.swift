@@ -16,8 +16,9 @@ final class MatmulTests: XCTestCase {
     ) {
         let fast = Tensor.matmul(a, b, implementation: .oneDNN)
         let slow = Tensor.matmul(a, b, implementation: .reference)
-        assertClose(fast, slow, atol: 1e-4, rtol: 1e-4,
-                    "matmul \(a.shape) x \(b.shape)", file: file, line: line)
+        assertClose(
+            fast, slow, atol: 1e-4, rtol: 1e-4,
+            "matmul \(a.shape) x \(b.shape)", file: file, line: line)
     }
 
     func testTwoDimensionalMatchesReference() {
@@ -64,8 +65,9 @@ final class MatmulTests: XCTestCase {
     func testShapeErrorNamesOpAndBothShapes() {
         XCTAssertThrowsError(try MatmulKernels.checkedShapes([2, 3], [4, 5])) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("matmul") && text.contains("[2, 3]")
-                          && text.contains("[4, 5]"), text)
+            XCTAssertTrue(
+                text.contains("matmul") && text.contains("[2, 3]")
+                    && text.contains("[4, 5]"), text)
         }
         XCTAssertThrowsError(try MatmulKernels.checkedShapes([2, 2, 3], [3, 3, 5]))
     }
@@ -75,11 +77,13 @@ final class MatmulTests: XCTestCase {
         let y = x.linear(w, bias: b)
         XCTAssertEqual(y.shape, [2, 3, 4])
         // F.linear(x, w, b) = x wᵀ + b, spelled out with the reference product.
-        let expected = Tensor.matmul(x, w.transposed(), implementation: .reference)
+        let expected =
+            Tensor.matmul(x, w.transposed(), implementation: .reference)
             + b.reshaped([1, 1, 4])
         assertClose(y, expected, atol: 1e-4, rtol: 1e-4)
-        assertClose(x.linear(w), Tensor.matmul(x, w.transposed(), implementation: .reference),
-                    atol: 1e-4, rtol: 1e-4)
+        assertClose(
+            x.linear(w), Tensor.matmul(x, w.transposed(), implementation: .reference),
+            atol: 1e-4, rtol: 1e-4)
         assertClose(y, x.linear(w, bias: b, implementation: .reference), atol: 1e-4, rtol: 1e-4)
     }
 
@@ -97,9 +101,12 @@ final class MatmulTests: XCTestCase {
         let rd = r.scalars.map(Double.init)
         // Differenced in Double, so only float32 rounding of the analytic gradient
         // (about 1e-6 relative) remains: 1e-4 is a wide margin.
-        checkGradients([a, b], eps: 1e-4, atol: 1e-4, rtol: 1e-4, reference: { xs in
-            Self.squaredProductReference(xs[0], xs[1], rd, batch: 2, m: 3, k: 4, n: 5)
-        }) { xs in
+        checkGradients(
+            [a, b], eps: 1e-4, atol: 1e-4, rtol: 1e-4,
+            reference: { xs in
+                Self.squaredProductReference(xs[0], xs[1], rd, batch: 2, m: 3, k: 4, n: 5)
+            }
+        ) { xs in
             (Tensor.matmul(xs[0], xs[1]).squared() * r).sum()
         }
     }
@@ -108,11 +115,14 @@ final class MatmulTests: XCTestCase {
         let a = randn([3, 2, 4], 33), b = randn([4, 3], 34)
         let r = randn([3, 2, 3], 35)
         let rd = r.scalars.map(Double.init)
-        checkGradients([a, b], eps: 1e-4, atol: 1e-4, rtol: 1e-4, reference: { xs in
-            // The shared b, repeated for each batch entry.
-            let bb = Array([[Double]](repeating: xs[1], count: 3).joined())
-            return Self.squaredProductReference(xs[0], bb, rd, batch: 3, m: 2, k: 4, n: 3)
-        }) { xs in
+        checkGradients(
+            [a, b], eps: 1e-4, atol: 1e-4, rtol: 1e-4,
+            reference: { xs in
+                // The shared b, repeated for each batch entry.
+                let bb = Array([[Double]](repeating: xs[1], count: 3).joined())
+                return Self.squaredProductReference(xs[0], bb, rd, batch: 3, m: 2, k: 4, n: 3)
+            }
+        ) { xs in
             (Tensor.matmul(xs[0], xs[1]).squared() * r).sum()
         }
     }
@@ -121,17 +131,20 @@ final class MatmulTests: XCTestCase {
         let x = randn([3, 4], 40), w = randn([5, 4], 41), b = randn([5], 42)
         let r = randn([3, 5], 43)
         let rd = r.scalars.map(Double.init)
-        checkGradients([x, w, b], eps: 1e-4, atol: 1e-4, rtol: 1e-4, reference: { xs in
-            var total = 0.0
-            for i in 0..<3 {
-                for o in 0..<5 {
-                    var y = xs[2][o]
-                    for j in 0..<4 { y += xs[0][i * 4 + j] * xs[1][o * 4 + j] }
-                    total += rd[i * 5 + o] * y * y
+        checkGradients(
+            [x, w, b], eps: 1e-4, atol: 1e-4, rtol: 1e-4,
+            reference: { xs in
+                var total = 0.0
+                for i in 0..<3 {
+                    for o in 0..<5 {
+                        var y = xs[2][o]
+                        for j in 0..<4 { y += xs[0][i * 4 + j] * xs[1][o * 4 + j] }
+                        total += rd[i * 5 + o] * y * y
+                    }
                 }
+                return total
             }
-            return total
-        }) { xs in
+        ) { xs in
             (xs[0].linear(xs[1], bias: xs[2]).squared() * r).sum()
         }
     }
