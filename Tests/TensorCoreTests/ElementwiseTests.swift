@@ -54,7 +54,8 @@ final class ElementwiseTests: XCTestCase {
         Unary(
             name: "affine", op: { $0.affine(scale: -3, shift: 0.5) },
             reference: { -3 * $0 + 0.5 }, input: anywhere),
-        Unary(name: "scalar ops", op: { (2 - $0) * 3 / 4 + 1 }, reference: { (2 - $0) * 0.75 + 1 },
+        Unary(
+            name: "scalar ops", op: { (2 - $0) * 3 / 4 + 1 }, reference: { (2 - $0) * 0.75 + 1 },
             input: anywhere),
         Unary(name: "reciprocal", op: { 2 / $0 }, reference: { 2 / $0 }, input: nonzero),
         Unary(
@@ -134,13 +135,15 @@ final class ElementwiseTests: XCTestCase {
                 let want = (0..<Shape.count(so)).map { j -> Double in
                     let idx = multiIndex(j, so)
                     return op.reference(
-                        broadcastRead(doubles(a), sa, at: idx), broadcastRead(doubles(b), sb, at: idx))
+                        broadcastRead(doubles(a), sa, at: idx),
+                        broadcastRead(doubles(b), sb, at: idx))
                 }
                 assertClose(y, Tensor(shape: so, doubles: want), atol: 1e-6, rtol: 1e-6, op.name)
                 checkGradients(
                     [a, b], eps: 1e-4, atol: 1e-5, rtol: 1e-4,
                     reference: { all in
-                        broadcastDot(all[0], sa, all[1], sb, weights: wd, outShape: so, op.reference)
+                        broadcastDot(
+                            all[0], sa, all[1], sb, weights: wd, outShape: so, op.reference)
                     }
                 ) { xs in (op.op(xs[0], xs[1]) * w).sum() }
             }
@@ -227,8 +230,11 @@ final class ElementwiseTests: XCTestCase {
         let a = randomTensor([300, 1000], seed: 120)
         let b = randomTensor([1, 1000], seed: 121)
         func run() -> [Tensor] {
-            [a.exp(), a * b, (a + b).leakyRelu(slope: 0.2), a.transposed().sigmoid(), a.softplus(),
-             Tensor.lerp(a, a.transposed().transposed(), 0.3)]
+            [
+                a.exp(), a * b, (a + b).leakyRelu(slope: 0.2), a.transposed().sigmoid(),
+                a.softplus(),
+                Tensor.lerp(a, a.transposed().transposed(), 0.3),
+            ]
         }
         let one = withThreads(1) { run() }
         let two = withThreads(2) { run() }

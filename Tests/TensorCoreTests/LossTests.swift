@@ -29,7 +29,8 @@ final class LossTests: XCTestCase {
         let plain = (0..<6).map { bce(l[$0], t[$0], 1) }.reduce(0, +)
         XCTAssertEqual(Double(sum.item), plain, accuracy: 1e-4)
         // Hand value: x = 0, y = 1 → log 2.
-        let half = Loss.binaryCrossEntropyWithLogits(Tensor(shape: [1], [0]), targets: Tensor(shape: [1], [1]))
+        let half = Loss.binaryCrossEntropyWithLogits(
+            Tensor(shape: [1], [0]), targets: Tensor(shape: [1], [1]))
         XCTAssertEqual(half.item, Float(M_LN2), accuracy: 1e-7)
     }
 

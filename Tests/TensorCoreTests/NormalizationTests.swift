@@ -81,7 +81,8 @@ final class NormalizationTests: XCTestCase {
     func testInstanceNorm1dNormalisesRows() {
         let x = randomTensor([2, 3, 16], seed: 48, scale: 3)
         let want = standardizeRows(doubles(x), n: 16, eps: 1e-5)
-        assertClose(x.instanceNorm1d(), Tensor(shape: x.shape, doubles: want), atol: 1e-5, rtol: 1e-5)
+        assertClose(
+            x.instanceNorm1d(), Tensor(shape: x.shape, doubles: want), atol: 1e-5, rtol: 1e-5)
         assertBitIdentical(x.instanceNorm1d(), x.layerNorm(), "no-affine layer norm")
     }
 

@@ -14,7 +14,9 @@ final class PoolingResizeTests: XCTestCase {
             for oy in 0..<oh {
                 for ox in 0..<ow {
                     var acc = 0.0
-                    for a in 0..<k { for b in 0..<k { acc += x[q * h * w + (oy * s + a) * w + ox * s + b] } }
+                    for a in 0..<k {
+                        for b in 0..<k { acc += x[q * h * w + (oy * s + a) * w + ox * s + b] }
+                    }
                     out.append(acc / Double(k * k))
                 }
             }
@@ -146,7 +148,8 @@ final class PoolingResizeTests: XCTestCase {
         let base = randomTensor([2, 6, 6, 3], seed: 39)
         let nchw = base.permute([0, 3, 1, 2])  // [2, 3, 6, 6], channels-last in memory
         XCTAssertFalse(nchw.isContiguous)
-        assertBitIdentical(nchw.avgPool2d(kernelSize: 2), nchw.contiguous().avgPool2d(kernelSize: 2))
+        assertBitIdentical(
+            nchw.avgPool2d(kernelSize: 2), nchw.contiguous().avgPool2d(kernelSize: 2))
         XCTAssertEqual(Tensor.zeros([0, 3, 8, 8]).avgPool2d(kernelSize: 2).shape, [0, 3, 4, 4])
     }
 }

@@ -48,7 +48,9 @@ final class ReductionTests: XCTestCase {
                 let want = reduceReference(doubles(x), shape, axes: norm, kind)
                 let y = op(x, false)
                 let outShape = (0..<3).filter { !norm.contains($0) }.map { shape[$0] }
-                assertClose(y, Tensor(shape: outShape, doubles: want), atol: 1e-5, rtol: 1e-5, "\(kind) \(axes)")
+                assertClose(
+                    y, Tensor(shape: outShape, doubles: want), atol: 1e-5, rtol: 1e-5,
+                    "\(kind) \(axes)")
                 let kept = op(x, true)
                 XCTAssertEqual(kept.shape, (0..<3).map { norm.contains($0) ? 1 : shape[$0] })
                 XCTAssertEqual(kept.scalars, y.scalars)
@@ -67,7 +69,9 @@ final class ReductionTests: XCTestCase {
             for kind in [Kind.sum, .mean, .max, .min] {
                 checkGradients(
                     [x], eps: 1e-4, atol: 1e-5, rtol: 1e-4,
-                    reference: { all in dot(wd, self.reduceReference(all[0], shape, axes: axes, kind)) }
+                    reference: { all in
+                        dot(wd, self.reduceReference(all[0], shape, axes: axes, kind))
+                    }
                 ) { xs in
                     let y: Tensor
                     switch kind {
@@ -98,8 +102,15 @@ final class ReductionTests: XCTestCase {
                 atol: 1e-5, rtol: 1e-5)
             checkGradients(
                 [x], eps: 1e-4, atol: 1e-5, rtol: 1e-4,
-                reference: { all in (0..<3).reduce(0) { $0 + Double($1 + 1) * rowStats(all[0], $1, unbiased: unbiased) } }
-            ) { xs in (xs[0].variance(axes: [1], unbiased: unbiased) * Tensor(shape: [3], [1, 2, 3])).sum() }
+                reference: { all in
+                    (0..<3).reduce(0) {
+                        $0 + Double($1 + 1) * rowStats(all[0], $1, unbiased: unbiased)
+                    }
+                }
+            ) { xs in
+                (xs[0].variance(axes: [1], unbiased: unbiased) * Tensor(shape: [3], [1, 2, 3]))
+                    .sum()
+            }
         }
         let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
         XCTAssertEqual(Double(x.norm().item), norm, accuracy: 1e-5 * norm)

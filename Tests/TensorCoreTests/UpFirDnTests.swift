@@ -102,9 +102,12 @@ final class UpFirDnTests: XCTestCase {
         checkGradients(
             [x], eps: 1e-3, atol: 1e-5, rtol: 1e-5,
             reference: { xs in
-                dot(wd, upfirdn2dReference(
-                    xs[0], shape: [2, 2, 7, 5], kernel: kd, kh: 3, kw: 2,
-                    up: (2, 1), down: (1, 3), pad: (1, -2, 2, -1)).0)
+                dot(
+                    wd,
+                    upfirdn2dReference(
+                        xs[0], shape: [2, 2, 7, 5], kernel: kd, kh: 3, kw: 2,
+                        up: (2, 1), down: (1, 3), pad: (1, -2, 2, -1)
+                    ).0)
             }
         ) { xs in (xs[0].upfirdn2d(kernel: k, x: xAxis, y: yAxis) * w).sum() }
     }
