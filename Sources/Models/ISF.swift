@@ -178,8 +178,10 @@ extension ISFConfig {
 
         let trunkKey = "w_net.z_net.shared.0.weight"
         guard let trunk = shape(trunkKey) else {
-            let prefixes = Set(state.keys.map { $0.split(separator: ".").first.map(String.init) ?? $0 })
-            let hint = prefixes.contains("mapnet")
+            let prefixes = Set(
+                state.keys.map { $0.split(separator: ".").first.map(String.init) ?? $0 })
+            let hint =
+                prefixes.contains("mapnet")
                 ? " (the keys start with 'mapnet.': pass the checkpoint's mapnet entry)"
                 : prefixes.contains("module")
                     ? " (the keys start with 'module.': strip the DistributedDataParallel prefix)"
@@ -352,7 +354,9 @@ final class ISFSequential: Module {
         func norm() -> Step { .layerNorm(ISFLayerNorm(c)) }
         func linear() -> Step { .linear(ISFLinear(c, c)) }
         if preNorm {
-            return ISFSequential([norm(), linear(), .relu, norm(), linear(), .relu, norm(), linear()])
+            return ISFSequential([
+                norm(), linear(), .relu, norm(), linear(), .relu, norm(), linear(),
+            ])
         }
         return ISFSequential([linear(), .relu, norm(), linear(), .relu, norm(), linear()])
     }

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import Layers
 import TensorCore
 import TestSupport
@@ -33,7 +33,7 @@ final class ISFTests: XCTestCase {
         let dir = "isf-mapnet/\(name)"
         let ckptURL = try Fixtures.url("\(dir)/000001_nets_ema.ckpt")
         let state = try TorchCheckpoint(contentsOf: ckptURL).stateDict("mapnet").tensors
-        let net = try ISFNetwork.load(state, source: ckptURL.path, residual: expected.residual)
+        let net = try ISFNetwork.load(checkpoint: ckptURL, residual: expected.residual)
 
         let c = net.config
         XCTAssertEqual(c.layers, expected.layers, "\(name): layers")
@@ -130,15 +130,27 @@ final class ISFTests: XCTestCase {
     func testResidualFlagIsNotInferred() throws {
         let dir = "isf-mapnet/ffhq-w-none-res"
         let url = try Fixtures.url("\(dir)/000001_nets_ema.ckpt")
-        let state = try TorchCheckpoint(contentsOf: url).stateDict("mapnet").tensors
-        let net = try ISFNetwork.load(state, source: url.path)
+        let net = try ISFNetwork.load(checkpoint: url)
         XCTAssertFalse(net.config.residual)
-        func npy(_ f: String) throws -> Tensor { try NumPy.readTensor(try Fixtures.url("\(dir)/\(f).npy")) }
+        func npy(_ f: String) throws -> Tensor {
+            try NumPy.readTensor(try Fixtures.url("\(dir)/\(f).npy"))
+        }
         let out = try net(codes: try npy("lat"), z: try npy("rndz"), targets: try npy("labels"))
         assertClose(out, try npy("wnet_out"), atol: 1e-5, rtol: 0, "residual off")
     }
 
     // MARK: Inference errors
+
+    /// A checkpoint without an ISF (a StyleGAN2 generator file) is refused by name.
+    func testGeneratorCheckpointIsNotAnISF() throws {
+        let url = try Fixtures.url("stylegan2-tiny/stylegan2-tiny.pt")
+        XCTAssertThrowsError(try ISFNetwork.load(checkpoint: url)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(error is ModelError, "\(type(of: error)): \(text)")
+            XCTAssertTrue(text.contains("stylegan2-tiny.pt"), text)
+            XCTAssertTrue(text.contains("no 'mapnet' entry"), text)
+        }
+    }
 
     func testNotAnISFIsRefused() {
         let state = ["style.1.weight": Tensor.zeros([512, 512]), "input.input": Tensor.zeros([4])]
@@ -182,7 +194,8 @@ final class ISFTests: XCTestCase {
             XCTAssertTrue(text.contains("[512, 64]"), text)
         }
         // With a smaller random width the same keys are fine.
-        XCTAssertEqual(try? ISFConfig.infer(from: state, source: "s", randomWidth: 60).attributes, 4)
+        XCTAssertEqual(
+            try? ISFConfig.infer(from: state, source: "s", randomWidth: 60).attributes, 4)
     }
 
     func testMixedPreNormLayoutIsRefused() {
@@ -199,7 +212,8 @@ final class ISFTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("one branch, not 3"), "\($0)")
         }
         // One branch read as W+ keeps its layer axis.
-        let one = try? ISFConfig.infer(from: Self.freshState(layers: 1), source: "s", latentType: .wp)
+        let one = try? ISFConfig.infer(
+            from: Self.freshState(layers: 1), source: "s", latentType: .wp)
         XCTAssertEqual(one?.latentType, .wp)
         XCTAssertEqual(one?.codeShape(batch: 2), [2, 1, 512])
     }
@@ -214,14 +228,16 @@ final class ISFTests: XCTestCase {
         XCTAssertThrowsError(
             try net(codes: Tensor.zeros([2, 16]), z: Tensor.zeros([2, 64]), targets: targets)
         ) {
-            XCTAssertTrue("\($0)".contains("codes have shape [2, 16], expected [2, 2, 16]"), "\($0)")
+            XCTAssertTrue(
+                "\($0)".contains("codes have shape [2, 16], expected [2, 2, 16]"), "\($0)")
         }
         XCTAssertThrowsError(
             try net(codes: codes, z: Tensor.zeros([2, 64]), targets: Tensor.zeros([1, 3]))
         ) {
             XCTAssertTrue("\($0)".contains("targets have shape [1, 3]"), "\($0)")
         }
-        XCTAssertEqual(try net(codes: codes, z: Tensor.zeros([2, 64]), targets: targets).shape, [2, 2, 16])
+        XCTAssertEqual(
+            try net(codes: codes, z: Tensor.zeros([2, 64]), targets: targets).shape, [2, 2, 16])
     }
 
     // MARK: Config
@@ -244,12 +260,15 @@ final class ISFTests: XCTestCase {
             residual: true, latentType: .w)
         let data = try JSONEncoder().encode(config)
         let json = try XCTUnwrap(String(data: data, encoding: .utf8))
-        for key in ["rnd_dim", "num_domains", "latent_dim", "pre_norm", "norm_type", "use_residual"] {
+        for key in [
+            "rnd_dim", "num_domains", "latent_dim", "pre_norm", "norm_type", "use_residual",
+        ] {
             XCTAssertTrue(json.contains("\"\(key)\""), json)
         }
         XCTAssertEqual(try JSONDecoder().decode(ISFConfig.self, from: data), config)
         // inner_dim and use_residual may be left out; a config that cannot work is refused.
-        let minimal = #"{"num_layers": 14, "rnd_dim": 64, "num_domains": 4, "latent_dim": 512,"#
+        let minimal =
+            #"{"num_layers": 14, "rnd_dim": 64, "num_domains": 4, "latent_dim": 512,"#
             + #" "pre_norm": true, "norm_type": "adaln", "latent_type": "wp"}"#
         let decoded = try JSONDecoder().decode(ISFConfig.self, from: Data(minimal.utf8))
         XCTAssertEqual(decoded, ISFConfig(layers: 14, attributes: 4))
@@ -264,9 +283,10 @@ final class ISFTests: XCTestCase {
     func testFreshCodeWidth64Shapes() throws {
         let config = ISFConfig(layers: 3, attributes: 4, codeWidth: 64)
         let net = ISFNetwork(config, seed: 7)
-        let params = Dictionary(uniqueKeysWithValues: net.namedParameters().map {
-            ($0.key, $0.parameter.shape)
-        })
+        let params = Dictionary(
+            uniqueKeysWithValues: net.namedParameters().map {
+                ($0.key, $0.parameter.shape)
+            })
         XCTAssertEqual(params["w_net.z_net.shared.0.weight"], [512, 68])
         XCTAssertEqual(params["w_net.z_net.unshared.2.4.weight"], [512, 512])
         XCTAssertEqual(params["w_net.adain.norm.weight"], [64])
@@ -313,7 +333,8 @@ final class ISFTests: XCTestCase {
         XCTAssertNotEqual(
             a.namedParameters()[0].parameter.value.scalars,
             c.namedParameters()[0].parameter.value.scalars)
-        let weights = Dictionary(uniqueKeysWithValues: a.namedParameters().map { ($0.key, $0.parameter) })
+        let weights = Dictionary(
+            uniqueKeysWithValues: a.namedParameters().map { ($0.key, $0.parameter) })
         for (key, inputs) in [
             ("w_net.z_net.shared.0", 68), ("w_net.adain.fc", 512), ("w_net.fc.4", 64),
         ] {
@@ -326,7 +347,8 @@ final class ISFTests: XCTestCase {
                 XCTAssertGreaterThan(top, bound / 2, "\(key).\(part)")
             }
         }
-        XCTAssertEqual(weights["w_net.adain.norm.weight"]!.value.scalars, [Float](repeating: 1, count: 64))
+        XCTAssertEqual(
+            weights["w_net.adain.norm.weight"]!.value.scalars, [Float](repeating: 1, count: 64))
         XCTAssertEqual(weights["w_net.fc.3.bias"]!.value.scalars, [Float](repeating: 0, count: 64))
         XCTAssertTrue(a.namedParameters().allSatisfy { $0.parameter.isTrainable })
     }
