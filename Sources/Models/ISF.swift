@@ -407,6 +407,7 @@ final class ISFAdaptiveNorm: Module {
 /// ``Layers/Module/load(_:prefix:source:)`` and ``Layers/Module/stateDict(prefix:)``
 /// read and write the official layout.
 public final class ISFNetwork: Module {
+    /// The settings the network was built with.
     public let config: ISFConfig
     let trunkNet: ISFSequential
     let branches: [ISFSequential]
@@ -498,6 +499,27 @@ public final class ISFNetwork: Module {
         let config = try ISFConfig.infer(
             from: state, source: source, randomWidth: randomWidth, residual: residual,
             latentType: latentType)
+        let net = ISFNetwork(config)
+        try net.load(state, source: source)
+        net.setTrainable(false)
+        return net
+    }
+
+    /// Builds a network with a known config (for example the one the project's own files
+    /// record, with the random width and residual flag the keys cannot show) and binds
+    /// `state` strictly. The network comes back frozen, as from
+    /// ``load(_:source:randomWidth:residual:latentType:)``.
+    ///
+    /// - Throws: `ModelError` for an invalid config, `StateDictError` listing every
+    ///   missing, unexpected and mis-shaped key.
+    public static func load(
+        _ state: [String: Tensor], config: ISFConfig, source: String
+    ) throws -> ISFNetwork {
+        do {
+            try config.validate()
+        } catch let error as ModelError {
+            throw ModelError.notRecognised(source, "\(error)")
+        }
         let net = ISFNetwork(config)
         try net.load(state, source: source)
         net.setTrainable(false)

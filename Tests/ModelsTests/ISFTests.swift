@@ -240,6 +240,20 @@ final class ISFTests: XCTestCase {
             try net(codes: codes, z: Tensor.zeros([2, 64]), targets: targets).shape, [2, 2, 16])
     }
 
+    /// A recorded config overrides what the keys cannot show, and must still fit them.
+    func testLoadWithRecordedConfig() throws {
+        let state = Self.freshState(layers: 2)
+        let recorded = ISFConfig(layers: 2, randomWidth: 60, attributes: 8, residual: true)
+        let net = try ISFNetwork.load(state, config: recorded, source: "own.safetensors")
+        XCTAssertEqual(net.config, recorded)
+        XCTAssertFalse(net.namedParameters().contains { $0.parameter.isTrainable })
+        let wrong = ISFConfig(layers: 3, attributes: 4)
+        XCTAssertThrowsError(try ISFNetwork.load(state, config: wrong, source: "own")) {
+            XCTAssertTrue(
+                "\($0)".contains("missing key 'w_net.z_net.unshared.2.0.weight'"), "\($0)")
+        }
+    }
+
     // MARK: Config
 
     func testConfigValidation() {
