@@ -87,11 +87,10 @@ public struct SafetensorsFile: @unchecked Sendable {
             guard let dtype = DType(safetensorsName: dtypeName) else {
                 throw fail(.unsupported, "dtype '\(dtypeName)'")
             }
+            // Exact non-negative integers only (NSNumber bridging refuses 1.5 and 1e20).
             func integer(_ v: Any) -> Int? {
-                guard let num = v as? NSNumber, !(v is Bool) else { return nil }
-                let d = num.doubleValue
-                guard d >= 0, d < 9.0e18, d == d.rounded() else { return nil }
-                return num.intValue
+                guard let i = v as? Int, i >= 0 else { return nil }
+                return i
             }
             let shape = shapeAny.compactMap(integer)
             let offsets = offsetsAny.compactMap(integer)

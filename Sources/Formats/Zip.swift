@@ -343,3 +343,88 @@ enum Inflate {
         return UInt32(truncatingIfNeeded: crc)
     }
 }
+
+/// Builds a small zip archive in memory (stored or deflated entries, no ZIP64): used to
+/// write `.npz` files.
+struct ZipWriter {
+    private(set) var bytes: [UInt8] = []
+    private var directory: [UInt8] = []
+    private var count = 0
+
+    private static func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
+    private static func le32(_ v: UInt32) -> [UInt8] {
+        withUnsafeBytes(of: v.littleEndian, Array.init)
+    }
+
+    /// Appends an entry; `deflate` compresses it with zlib at the default level.
+    mutating func add(_ name: String, _ data: [UInt8], deflate: Bool = false) throws {
+        let crc = data.withUnsafeBytes { Inflate.crc32($0) }
+        let payload = deflate ? try Inflate.deflateRaw(data) : data
+        guard payload.count < 0xFFFF_FFFF, data.count < 0xFFFF_FFFF,
+            bytes.count < 0xFFFF_FFFF
+        else {
+            throw FormatError(.unsupported, file: name, "zip entries over 4 GiB are not written")
+        }
+        let nameBytes = Array(name.utf8)
+        let offset = UInt32(bytes.count)
+        let method = deflate ? 8 : 0
+        var common: [UInt8] = Self.le16(20) + Self.le16(0x0800) + Self.le16(method)
+        common += Self.le16(0) + Self.le16(0x21)  // time, date (1980-01-01)
+        common += Self.le32(crc) + Self.le32(UInt32(payload.count)) + Self.le32(UInt32(data.count))
+        common += Self.le16(nameBytes.count) + Self.le16(0)
+        bytes += Self.le32(0x0403_4B50) + common + nameBytes + payload
+        directory += Self.le32(0x0201_4B50) + Self.le16(20) + common
+        directory += Self.le16(0) + Self.le16(0) + Self.le16(0) + Self.le32(0) + Self.le32(offset)
+        directory += nameBytes
+        count += 1
+    }
+
+    /// The finished archive.
+    func finished() -> [UInt8] {
+        var out = bytes + directory
+        out += Self.le32(0x0605_4B50) + Self.le16(0) + Self.le16(0)
+        out += Self.le16(count) + Self.le16(count)
+        out += Self.le32(UInt32(directory.count)) + Self.le32(UInt32(bytes.count)) + Self.le16(0)
+        return out
+    }
+}
+
+extension Inflate {
+    /// Raw deflate (no zlib header), as zip stores it.
+    static func deflateRaw(_ input: [UInt8]) throws -> [UInt8] {
+        var stream = z_stream()
+        guard deflateInit2_(
+            &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY,
+            zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else { throw FormatError(.io, file: "deflate", "zlib could not start compressing") }
+        defer { deflateEnd(&stream) }
+        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 16)
+        let status = input.withUnsafeBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { o in
+                stream.next_in = UnsafeMutablePointer(mutating: i.baseAddress)
+                stream.avail_in = uInt(i.count)
+                stream.next_out = o.baseAddress
+                stream.avail_out = uInt(o.count)
+                return CZlib.deflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else {
+            throw FormatError(.io, file: "deflate", "zlib failed (status \(status))")
+        }
+        return Array(out.prefix(Int(stream.total_out)))
+    }
+}
+
+extension NumPy {
+    /// Writes arrays as an `.npz` archive (`name.npy` entries, deflated when `compressed`,
+    /// like `np.savez_compressed`) atomically.
+    public static func writeArchive(
+        _ arrays: [(name: String, array: RawArray)], compressed: Bool = false, to url: URL
+    ) throws {
+        var zip = ZipWriter()
+        for (name, array) in arrays {
+            try zip.add(name + ".npy", encode(array), deflate: compressed)
+        }
+        try AtomicFile.write(zip.finished(), to: url)
+    }
+}
