@@ -6,7 +6,7 @@ public struct OpBenchmarkRow: Codable, Sendable {
     public var name: String
     /// "forward" or "backward" (input and weight gradients).
     public var pass: String
-    /// Median wall time of one run.
+    /// Wall time of the fastest run.
     public var milliseconds: Double
     /// Floating-point work divided by the time (0 for the copy row).
     public var gflops: Double
@@ -23,7 +23,8 @@ public struct OpBenchmarkRow: Codable, Sendable {
 /// run.
 ///
 /// Each case runs once to build and cache its oneDNN primitives, then `repeats` times;
-/// the median is reported. Backward rows time the input gradient plus the weight gradient
+/// the fastest run is reported (other processes on a shared machine only ever add time,
+/// so the minimum is the steadiest estimate of what the kernel itself takes). Backward rows time the input gradient plus the weight gradient
 /// (twice the forward's arithmetic).
 public enum OpBenchmarks {
     /// Problem sizes: `.full` is the table; `.quick` is a small version for tests.
@@ -39,7 +40,7 @@ public enum OpBenchmarks {
         // Copy bandwidth: read and write a buffer far larger than the caches.
         let copyCount = (q ? 8 : 256) * mb / 4
         let src = Tensor.full([copyCount], 1), dst = Tensor(uninitializedShape: [copyCount])
-        let copyTime = median(repeats) { parallelCopy(src, dst) }
+        let copyTime = best(repeats) { parallelCopy(src, dst) }
         let bandwidth = Double(2 * copyCount * 4) / copyTime / 1e9
         rows.append(
             OpBenchmarkRow(
@@ -51,7 +52,7 @@ public enum OpBenchmarks {
         let n = q ? 256 : 2048
         let a = Tensor.randn([n, n], seed: 1), b = Tensor.randn([n, n], seed: 2)
         let gemmFlops = 2 * Double(n) * Double(n) * Double(n)
-        let gemmTime = median(repeats) { _ = MatmulKernels.matmul(a, b, implementation: .oneDNN) }
+        let gemmTime = best(repeats) { _ = MatmulKernels.matmul(a, b, implementation: .oneDNN) }
         let sgemmRate = gemmFlops / gemmTime / 1e9
         let gemmBytes = Double(3 * n * n * 4)
         rows.append(
@@ -59,7 +60,7 @@ public enum OpBenchmarks {
                 "sgemm \(n)x\(n)x\(n)", "forward", gemmTime, gemmFlops, gemmBytes,
                 sgemmRate, bandwidth))
         let g = Tensor.randn([n, n], seed: 3)
-        let gemmBack = median(repeats) {
+        let gemmBack = best(repeats) {
             _ = MatmulKernels.matmul(g, b.transposed(), implementation: .oneDNN)
             _ = MatmulKernels.matmul(a.transposed(), g, implementation: .oneDNN)
         }
@@ -114,7 +115,7 @@ public enum OpBenchmarks {
             let flops = 2 * Double(Shape.count(small)) * Double(k.w[1] * k.w[2] * k.w[3])
             let bytes = Double(4 * (Shape.count(k.x) + Shape.count(k.w) + Shape.count(out)))
             let gy = Tensor.randn(out, seed: 6)
-            let forward = median(repeats) {
+            let forward = best(repeats) {
                 if k.transposed {
                     _ = ConvKernels.inputGradient(
                         x, weight: w, inputShape: out, geometry: gm, implementation: .oneDNN)
@@ -124,7 +125,7 @@ public enum OpBenchmarks {
                 }
             }
             rows.append(row(k.name, "forward", forward, flops, bytes, sgemmRate, bandwidth))
-            let backward = median(repeats) {
+            let backward = best(repeats) {
                 if k.transposed {
                     // d/dx of convT = conv2d(gy); d/dw = weight gradient with roles swapped.
                     _ = ConvKernels.forward(
@@ -180,8 +181,8 @@ public enum OpBenchmarks {
             ratioToBandwidth: gbs / bandwidth)
     }
 
-    /// Median seconds of `repeats` runs after one warm-up run.
-    private static func median(_ repeats: Int, _ body: () -> Void) -> Double {
+    /// Fastest of `repeats` runs after one warm-up run, in seconds.
+    private static func best(_ repeats: Int, _ body: () -> Void) -> Double {
         body()
         var times: [Double] = []
         for _ in 0..<max(repeats, 1) {
@@ -189,8 +190,7 @@ public enum OpBenchmarks {
             body()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
-        times.sort()
-        return times[times.count / 2]
+        return times.min()!
     }
 
     /// A copy split over `Threads.count` threads, like the elementwise kernels.

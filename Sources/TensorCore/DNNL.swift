@@ -93,6 +93,14 @@ enum DNNL {
     /// A plain float32 descriptor with the given dims and element strides.
     static func descriptor(_ dims: [Int], strides: [Int]) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
+        // A size-1 dim's stride is never used; give it the dense value so that an
+        // otherwise dense view compares equal to oneDNN's plain layout (no reorder).
+        var strides = strides
+        var dense = 1
+        for i in stride(from: dims.count - 1, through: 0, by: -1) {
+            if dims[i] == 1 { strides[i] = dense }
+            dense = strides[i] * Swift.max(dims[i], 1)
+        }
         let d = dims.map(Int64.init), s = strides.map(Int64.init)
         check(
             dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), d, dnnl_f32, s),

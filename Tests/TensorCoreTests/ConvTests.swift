@@ -108,6 +108,12 @@ final class ConvTests: XCTestCase {
                 w.contiguous(), padding: 1,
                 implementation: .reference),
             atol: 1e-4, rtol: 1e-4, "sliced input")
+        // A size-1 dim with an unusual stride (a one-sample slice of a permuted batch).
+        let one = randn([4, 2, 6, 5], 5).permute([1, 0, 2, 3]).slice(0, 1..<2)  // [1, 4, 6, 5]
+        assertClose(
+            one.conv2d(w, padding: 1),
+            one.contiguous().conv2d(w.contiguous(), padding: 1, implementation: .reference),
+            atol: 1e-4, rtol: 1e-4, "one-sample slice")
         // A broadcast (expanded) input has zero strides; the kernel copies it first.
         let expanded = randn([1, 4, 6, 5], 4).expanded(to: [3, 4, 6, 5])
         assertClose(
