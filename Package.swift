@@ -39,6 +39,10 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TensorCore", "Formats"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
+        .testTarget(
+            name: "ModelsTests", dependencies: ["Models", "Formats", "Layers", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Formats", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

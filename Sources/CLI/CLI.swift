@@ -39,7 +39,8 @@ public final class Console {
 public enum CLI {
     /// Every subcommand, in the order `isfgan --help` lists them.
     nonisolated(unsafe) public static var commands: [Subcommand.Type] = [
-        VersionCommand.self
+        BenchCommand.self,
+        VersionCommand.self,
     ]
 
     static let globalOptions: [OptionSpec] = [
