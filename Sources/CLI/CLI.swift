@@ -39,6 +39,8 @@ public final class Console {
 public enum CLI {
     /// Every subcommand, in the order `isfgan --help` lists them.
     nonisolated(unsafe) public static var commands: [Subcommand.Type] = [
+        GenerateCommand.self,
+        InspectCommand.self,
         BenchCommand.self,
         VersionCommand.self,
     ]

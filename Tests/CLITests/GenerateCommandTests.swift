@@ -1,0 +1,140 @@
+import CLI
+import Formats
+import Foundation
+import TensorCore
+import TestSupport
+import XCTest
+
+/// Runs `isfgan ARGS` in-process, capturing what it prints.
+func runCLI(_ args: [String]) -> (status: Int32, out: String, err: String) {
+    var out = "", err = ""
+    let console = Console(out: { out += $0 + "\n" }, err: { err += $0 + "\n" }, isTerminal: false)
+    let status = CLI.main(args, console: console)
+    return (status, out, err)
+}
+
+final class GenerateCommandTests: XCTestCase {
+    func paths(_ name: String) throws -> (generator: String, dir: URL) {
+        let g = try Fixtures.url("\(name)/\(name).pt")
+        return (g.path, g.deletingLastPathComponent())
+    }
+
+    /// `--save-raw` is what parity is checked on: 1e-4 × max(1, max |reference|).
+    func testSaveRawMatchesPyTorchForZWplusAndTruncation() throws {
+        let (gen, dir) = try paths("stylegan2-small")
+        let tmp = temporaryDirectory()
+        let cases: [(args: [String], reference: String)] = [
+            (["--latents", dir.appendingPathComponent("z.npy").path, "--space", "z"], "img_z"),
+            (["--latents", dir.appendingPathComponent("w.npy").path, "--space", "w"], "img_w"),
+            (["--latents", dir.appendingPathComponent("wplus.npy").path], "img_wplus"),
+            ([
+                "--latents", dir.appendingPathComponent("z.npy").path, "--space", "z",
+                "--truncation", "0.7", "--truncation-center",
+                dir.appendingPathComponent("mean_latent.npy").path,
+            ], "img_trunc"),
+        ]
+        for (i, c) in cases.enumerated() {
+            let raw = tmp.appendingPathComponent("raw\(i).npy")
+            let r = runCLI(
+                ["generate", "--generator", gen, "--out", tmp.appendingPathComponent("o\(i)").path,
+                 "--save-raw", raw.path, "--batch", "3"] + c.args)
+            XCTAssertEqual(r.status, 0, r.err)
+            let ref = try NumPy.readTensor(dir.appendingPathComponent("\(c.reference).npy"))
+            let scale = max(1, ref.scalars.map(abs).max()!)
+            assertClose(try NumPy.readTensor(raw), ref, atol: 1e-4 * scale, rtol: 0, c.reference)
+            for k in 0..<4 {
+                let png = tmp.appendingPathComponent("o\(i)").appendingPathComponent(String(format: "%06d.png", k))
+                XCTAssertTrue(FileManager.default.fileExists(atPath: png.path), png.path)
+            }
+        }
+    }
+
+    func testLatentsInOfficialFourDimensionalLayoutAreAccepted() throws {
+        let (gen, dir) = try paths("stylegan2-tiny")
+        let tmp = temporaryDirectory()
+        let wplus = try NumPy.readTensor(dir.appendingPathComponent("wplus.npy"))
+        let four = tmp.appendingPathComponent("w4.npy")
+        try NumPy.write(wplus.reshaped([4, 1, 8, 64]), to: four)
+        let raw = tmp.appendingPathComponent("raw.npy"), lat = tmp.appendingPathComponent("lat.npy")
+        let r = runCLI(["generate", "--generator", gen, "--latents", four.path, "--out",
+                        tmp.appendingPathComponent("g.png").path, "--save-raw", raw.path,
+                        "--save-latents", lat.path])
+        XCTAssertEqual(r.status, 0, r.err)
+        let ref = try NumPy.readTensor(dir.appendingPathComponent("img_wplus.npy"))
+        assertClose(try NumPy.readTensor(raw), ref, atol: 1e-4 * 12, rtol: 0)
+        XCTAssertEqual(try NumPy.readTensor(lat).shape, [4, 8, 64])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("g.png").path))
+    }
+
+    func testSeedsAreDeterministicAndPsiZeroGivesOneImage() throws {
+        let (gen, _) = try paths("stylegan2-tiny")
+        let tmp = temporaryDirectory()
+        func raw(_ extra: [String], _ name: String) throws -> Tensor {
+            let p = tmp.appendingPathComponent(name)
+            let r = runCLI(["generate", "--generator", gen, "--seeds", "0-2", "--out",
+                            tmp.appendingPathComponent(name + ".d").path, "--save-raw", p.path] + extra)
+            XCTAssertEqual(r.status, 0, r.err)
+            return try NumPy.readTensor(p)
+        }
+        let a = try raw([], "a.npy"), b = try raw(["--batch", "1"], "b.npy")
+        XCTAssertEqual(a.shape, [3, 3, 32, 32])
+        assertClose(a, b, atol: 1e-5, rtol: 0, "batching does not change images")
+        let t = try raw(["--truncation", "0"], "t.npy")
+        assertClose(t.slice(0, 0..<1), t.slice(0, 2..<3), atol: 1e-5, rtol: 0, "ψ = 0: same image")
+    }
+
+    func testBadInputGivesClearErrorsAndNoOutput() throws {
+        let (gen, dir) = try paths("stylegan2-tiny")
+        let tmp = temporaryDirectory()
+        let out = tmp.appendingPathComponent("never.png")
+        let z = dir.appendingPathComponent("z.npy").path
+        let cases: [([String], String)] = [
+            (["--latents", z], "say which with --space z or --space w"),
+            (["--latents", dir.appendingPathComponent("z_mean.npy").path, "--space", "wplus"], "is W+"),
+            (["--seeds", "0", "--latents", z], "exactly one of --seeds and --latents"),
+            (["--seeds", "x"], "--seeds expects integers"),
+            (["--seeds", "0", "--noise", "loud"], "--noise must be one of const, random, zero"),
+            (["--seeds", "0", "--truncation", "abc"], "--truncation expects a number"),
+            (["--seeds", "0", "--frobnicate"], "unknown option --frobnicate"),
+        ]
+        for (extra, message) in cases {
+            let r = runCLI(["generate", "--generator", gen, "--out", out.path] + extra)
+            XCTAssertEqual(r.status, 2, "\(extra): \(r.err)")
+            XCTAssertTrue(r.err.contains(message), "\(extra): \(r.err)")
+        }
+        let missing = runCLI(["generate", "--generator", tmp.appendingPathComponent("nope.pt").path,
+                              "--seeds", "0", "--out", out.path])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("nope.pt"), missing.err)
+        let notGen = runCLI(["generate", "--generator", z, "--seeds", "0", "--out", out.path])
+        XCTAssertEqual(notGen.status, 1)
+        XCTAssertTrue(notGen.err.contains("z.npy"), notGen.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: tmp.path)
+        XCTAssertEqual(leftovers, [], "no partial files")
+    }
+
+    func testHelpListsEveryOptionWithDefaults() {
+        let r = runCLI(["generate", "--help"])
+        XCTAssertEqual(r.status, 0)
+        for flag in ["--generator", "--seeds", "--latents", "--space", "--truncation", "--noise",
+                     "--batch", "--out", "--grid", "--save-latents", "--save-raw", "--threads"] {
+            XCTAssertTrue(r.out.contains(flag), flag)
+        }
+        XCTAssertTrue(r.out.contains("(default: const)"))
+        let top = runCLI(["--help"])
+        XCTAssertTrue(top.out.contains("generate"))
+        XCTAssertEqual(runCLI(["frobnicate"]).status, 2)
+    }
+
+    func testInspectRecognisesTheGenerator() throws {
+        let (gen, _) = try paths("stylegan2-small")
+        let r = runCLI(["inspect", gen])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("StyleGAN2 generator"), r.out)
+        XCTAssertTrue(r.out.contains("size 64 px"), r.out)
+        let j = runCLI(["inspect", gen, "--json"])
+        XCTAssertEqual(j.status, 0)
+        XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(j.out.utf8)))
+    }
+}
