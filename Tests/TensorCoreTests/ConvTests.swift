@@ -30,6 +30,8 @@ final class ConvTests: XCTestCase {
         Case(x: [2, 4, 8, 8], o: 4, k: (3, 3), stride: 1, padding: 1, groups: 4),  // depthwise
         Case(x: [1, 2, 11, 9], o: 3, k: (5, 3), stride: 3, padding: 2, groups: 1),
         Case(x: [3, 16, 5, 5], o: 32, k: (3, 3), stride: 1, padding: 1, groups: 1),
+        // Enough channels per group that the kernels run one ungrouped primitive per group.
+        Case(x: [2, 64, 5, 4], o: 96, k: (3, 3), stride: 2, padding: 1, groups: 2),
     ]
 
     func randn(_ shape: [Int], _ seed: UInt64) -> Tensor { Tensor.randn(shape, seed: seed) }
@@ -219,6 +221,7 @@ final class ConvTests: XCTestCase {
             ([2, 3, 4, 4], 2, 3, 2, 1, 1, 1),  // output padding
             ([1, 6, 3, 5], 6, 3, 1, 1, 0, 3),
             ([1, 2, 4, 3], 5, 5, 3, 2, 2, 1),
+            ([2, 64, 4, 4], 64, 3, 2, 0, 0, 2),  // split into one primitive per group
         ]
         for (i, s) in settings.enumerated() {
             let x = randn(s.x, UInt64(20 + i))
