@@ -133,7 +133,10 @@ func readCodes(_ raw: Tensor, space: String?, generator g: StyleGAN2Generator, f
         switch space {
         case "z": return g.broadcast(g.map(raw))
         case "w": return g.broadcast(raw)
-        default: throw refuse()
+        default:
+            throw UsageError(
+                "\(file) has shape \(describe(raw.shape)), which is z or w, not W+ "
+                    + "(W+ is (N, \(l), \(d)) or (N, 1, \(l), \(d)) for this generator)")
         }
     case 3, 4:
         if let space, space != "wplus" {

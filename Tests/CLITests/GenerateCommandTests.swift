@@ -90,7 +90,10 @@ final class GenerateCommandTests: XCTestCase {
         let z = dir.appendingPathComponent("z.npy").path
         let cases: [([String], String)] = [
             (["--latents", z], "say which with --space z or --space w"),
-            (["--latents", dir.appendingPathComponent("z_mean.npy").path, "--space", "wplus"], "is W+"),
+            (["--latents", dir.appendingPathComponent("z_mean.npy").path, "--space", "wplus"],
+             "which is z or w, not W+"),
+            (["--latents", dir.appendingPathComponent("wplus.npy").path, "--space", "z"],
+             "which is W+, not z"),
             (["--seeds", "0", "--latents", z], "exactly one of --seeds and --latents"),
             (["--seeds", "x"], "--seeds expects integers"),
             (["--seeds", "0", "--noise", "loud"], "--noise must be one of const, random, zero"),
