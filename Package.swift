@@ -42,6 +42,8 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "Formats", "Layers", "TestSupport"]),
+        .testTarget(
+            name: "MethodTests", dependencies: ["Method", "Models", "Formats", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Formats", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
