@@ -250,6 +250,7 @@ public struct TorchCheckpoint: @unchecked Sendable {
             }
             return s
         }
+        defer { u.release(result) }
         var cache: [String: TensorStorage] = [:]
         var converter = TreeConverter(source: name, budget: max(pickle.count * 4, 1 << 20)) {
             ref in
@@ -295,27 +296,34 @@ public struct TorchCheckpoint: @unchecked Sendable {
                 return try persistent(&u, pid)
             }
             position += u.position
+            // Keep only the result; the memo and stack go now (without recursion).
+            u.release()
             return (v, u)
         }
         let (magic, _) = try next()
+        defer { Unpickler.dismantle([magic]) }
         guard case .bigInt(let m) = magic, m == legacyMagic else {
             throw FormatError(
                 .badMagic, file: name,
                 "a pickle, but not a torch.save file (no legacy magic number)")
         }
         let (protocolVersion, _) = try next()
+        defer { Unpickler.dismantle([protocolVersion]) }
         guard case .int(1001) = protocolVersion else {
             throw FormatError(.unsupported, file: name,
                 "legacy torch.save protocol \(protocolVersion.typeName) (only 1001 is read)")
         }
         let (info, _) = try next()
+        defer { Unpickler.dismantle([info]) }
         if case .dict(let d) = info, let i = d.index[.string("little_endian")],
             case .bool(false) = d.values[i]
         {
             throw FormatError(.unsupported, file: name, "big-endian legacy checkpoint")
         }
-        let (object, objectPickle) = try next(Unpickler.torchPersistentLoad)
+        var (object, objectPickle) = try next(Unpickler.torchPersistentLoad)
+        defer { objectPickle.release(object) }
         let (keysObject, _) = try next()
+        defer { Unpickler.dismantle([keysObject]) }
         guard case .list(let keyList) = keysObject else {
             throw FormatError(.corrupt, file: name, at: "offset \(position)",
                 "expected the list of storage keys")
@@ -395,7 +403,7 @@ struct TreeConverter {
         case .string(let s): return .string(s)
         case .bytes(let b): return .bytes(b)
         case .list(let l): return .list(try l.items.map { try convert($0, depth: depth + 1) })
-        case .tuple(let t): return .tuple(try t.map { try convert($0, depth: depth + 1) })
+        case .tuple(let t): return .tuple(try t.items.map { try convert($0, depth: depth + 1) })
         case .dict(let d):
             var out = CheckpointDict()
             for (k, v) in zip(d.keys, d.values) {

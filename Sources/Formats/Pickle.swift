@@ -27,6 +27,12 @@ struct TensorRef {
     let strides: [Int]
 }
 
+/// A tuple. A class (not an array in the enum) so that `release` can empty it: see there.
+final class PyTuple {
+    var items: [PyObject]
+    init(_ items: [PyObject] = []) { self.items = items }
+}
+
 final class PyList {
     var items: [PyObject]
     init(_ items: [PyObject] = []) { self.items = items }
@@ -59,7 +65,8 @@ indirect enum PyKey: Hashable {
     case none, bool(Bool), int(Int), big([UInt8]), float(UInt64), string(String)
     case bytes([UInt8]), tuple([PyKey]), global(String)
 
-    init?(_ o: PyObject) {
+    init?(_ o: PyObject, depth: Int = 0) {
+        guard depth < 32 else { return nil }  // deeper tuples are not accepted as keys
         switch o {
         case .none: self = .none
         case .bool(let b): self = .bool(b)
@@ -69,10 +76,10 @@ indirect enum PyKey: Hashable {
         case .string(let s): self = .string(s)
         case .bytes(let b): self = .bytes(b)
         case .global(let g): self = .global(g)
-        case .tuple(let items):
+        case .tuple(let t):
             var ks: [PyKey] = []
-            for x in items {
-                guard let k = PyKey(x) else { return nil }
+            for x in t.items {
+                guard let k = PyKey(x, depth: depth + 1) else { return nil }
                 ks.append(k)
             }
             self = .tuple(ks)
@@ -93,7 +100,7 @@ indirect enum PyObject {
     case bytes([UInt8])
     case list(PyList)
     case dict(PyDict)
-    case tuple([PyObject])
+    case tuple(PyTuple)
     /// A reference to an allow-listed global (a class, function or dtype), by full name.
     case global(String)
     case storage(StorageRef)
@@ -268,6 +275,52 @@ struct Unpickler {
     mutating func load(persistentLoad: (inout Unpickler, PyObject) throws -> PyObject)
         throws -> PyObject
     {
+        do {
+            return try run(persistentLoad: persistentLoad)
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    /// Drops the stack and memo (and `result`) without recursion: a hostile pickle can nest
+    /// containers a million deep, and Swift would release such a graph recursively and
+    /// overflow the thread's stack. Every container is emptied (cycles included), so that
+    /// whoever drops the last reference to one frees a single level.
+    mutating func release(_ result: PyObject? = nil) {
+        var roots = stack + Array(memo.values)
+        if let result { roots.append(result) }
+        stack = []
+        memo = [:]
+        Unpickler.dismantle(roots)
+    }
+
+    /// Empties every container reachable from `roots`, iteratively (see `release`).
+    static func dismantle(_ roots: [PyObject]) {
+        var work = roots
+        while let x = work.popLast() {
+            switch x {
+            case .tuple(let t):
+                work.append(contentsOf: t.items)
+                t.items = []
+            case .list(let l):
+                work.append(contentsOf: l.items)
+                l.items = []
+            case .dict(let d):
+                work.append(contentsOf: d.keys)
+                work.append(contentsOf: d.values)
+                d.keys = []
+                d.values = []
+                d.index = [:]
+            default:
+                break
+            }
+        }
+    }
+
+    mutating func run(persistentLoad: (inout Unpickler, PyObject) throws -> PyObject)
+        throws -> PyObject
+    {
         while true {
             let at = position
             guard position < bytes.count else {
@@ -286,23 +339,23 @@ struct Unpickler {
             case 0x28: marks.append(stack.count)  // MARK
             case 0x7D: stack.append(.dict(PyDict()))  // EMPTY_DICT
             case 0x5D: stack.append(.list(PyList()))  // EMPTY_LIST
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
+            case 0x29: stack.append(.tuple(PyTuple()))  // EMPTY_TUPLE
             case 0x8F: stack.append(.list(PyList()))  // EMPTY_SET (kept as a list)
-            case 0x74: stack.append(.tuple(try popMark()))  // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))  // TUPLE1
+            case 0x74: stack.append(.tuple(PyTuple(try popMark())))  // TUPLE
+            case 0x85: stack.append(.tuple(PyTuple([try pop()])))  // TUPLE1
             case 0x86:  // TUPLE2
                 let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
+                stack.append(.tuple(PyTuple([a, b])))
             case 0x87:  // TUPLE3
                 let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
+                stack.append(.tuple(PyTuple([a, b, c])))
             case 0x6C: stack.append(.list(PyList(try popMark())))  // LIST
             case 0x64:  // DICT
                 let items = try popMark()
                 let d = PyDict()
                 try fill(d, items)
                 stack.append(.dict(d))
-            case 0x91: stack.append(.tuple(try popMark()))  // FROZENSET (kept as a tuple)
+            case 0x91: stack.append(.tuple(PyTuple(try popMark())))  // FROZENSET (kept as a tuple)
             case 0x61:  // APPEND
                 let v = try pop()
                 guard case .list(let l) = try top() else {
@@ -465,9 +518,10 @@ struct Unpickler {
         guard case .global(let name) = callable else {
             throw fail(.corrupt, "REDUCE on a \(callable.typeName), not an allowed global", at: at)
         }
-        guard case .tuple(let a) = args else {
+        guard case .tuple(let argsTuple) = args else {
             throw fail(.corrupt, "arguments of \(name) are a \(args.typeName), not a tuple", at: at)
         }
+        let a = argsTuple.items
         switch name {
         case "collections.OrderedDict":
             let d = PyDict()
@@ -477,10 +531,10 @@ struct Unpickler {
                     throw fail(.corrupt, "OrderedDict needs a list of pairs", at: at)
                 }
                 for p in pairs.items {
-                    guard case .tuple(let kv) = p, kv.count == 2 else {
+                    guard case .tuple(let pair) = p, pair.items.count == 2 else {
                         throw fail(.corrupt, "OrderedDict item is not a pair", at: at)
                     }
-                    try d.set(kv[0], kv[1]) { fail(.corrupt, $0, at: at) }
+                    try d.set(pair.items[0], pair.items[1]) { fail(.corrupt, $0, at: at) }
                 }
             }
             return .dict(d)
@@ -503,11 +557,14 @@ struct Unpickler {
             guard a.count >= 3 else {
                 throw fail(.corrupt, "\(name) needs 3 or 4 arguments", at: at)
             }
+            if case .global(name) = a[0] {
+                throw fail(.corrupt, "\(name) applied to itself", at: at)
+            }
             return try call(a[0], a[2], at: at)
         case "torch.Size":
-            guard let first = a.first else { return .tuple([]) }
+            guard let first = a.first else { return .tuple(PyTuple()) }
             if case .tuple = first { return first }
-            if case .list(let l) = first { return .tuple(l.items) }
+            if case .list(let l) = first { return .tuple(PyTuple(l.items)) }
             throw fail(.corrupt, "torch.Size needs a tuple", at: at)
         case "torch.device":
             let parts = a.compactMap { v -> String? in
@@ -551,7 +608,7 @@ struct Unpickler {
     func ints(_ v: PyObject, _ what: String, at: Int) throws -> [Int] {
         let items: [PyObject]
         switch v {
-        case .tuple(let t): items = t
+        case .tuple(let t): items = t.items
         case .list(let l): items = l.items
         default: throw fail(.corrupt, "\(what) is a \(v.typeName), expected a tuple", at: at)
         }
@@ -605,9 +662,12 @@ struct Unpickler {
 
     /// torch's persistent ids: `('storage', StorageType, key, location, numel[, view])`.
     static func torchPersistentLoad(_ u: inout Unpickler, _ pid: PyObject) throws -> PyObject {
-        guard case .tuple(let t) = pid, t.count >= 5, case .string("storage") = t[0] else {
+        guard case .tuple(let pidTuple) = pid, pidTuple.items.count >= 5,
+            case .string("storage") = pidTuple.items[0]
+        else {
             throw u.fail(.corrupt, "unrecognised persistent id (expected a torch storage tuple)")
         }
+        let t = pidTuple.items
         guard case .global(let typeName) = t[1],
             let dtype = storageTypes[String(typeName.dropFirst("torch.".count))]
         else {
@@ -632,7 +692,8 @@ struct Unpickler {
             u.storages[key] = root
         }
         // Legacy storage views: (view_key, offset, view_size).
-        if t.count >= 6, case .tuple(let view) = t[5], view.count == 3 {
+        if t.count >= 6, case .tuple(let viewTuple) = t[5], viewTuple.items.count == 3 {
+            let view = viewTuple.items
             let viewOffset = try u.int(view[1], "view offset", at: u.position)
             let viewSize = try u.int(view[2], "view size", at: u.position)
             guard viewOffset >= 0, viewSize >= 0, viewOffset <= root.count,

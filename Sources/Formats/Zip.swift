@@ -107,7 +107,7 @@ public struct ZipArchive: @unchecked Sendable {
             }
             _ = try r.le(UInt32.self)
             let record64 = try r.le(UInt64.self)
-            guard record64 <= UInt64(n - 56) else {
+            guard n >= 56, record64 <= UInt64(n - 56) else {
                 throw fail(.truncated, "ZIP64 end record offset \(record64) is past the end",
                     at: locator)
             }

@@ -367,3 +367,34 @@ struct Xorshift {
         return state
     }
 }
+
+extension HostileInputTests {
+    /// A million nested tuples, and a million nested lists: refused (too deep) without
+    /// overflowing the stack, neither while converting nor while freeing the graph.
+    func testMillionDeepNesting() throws {
+        let n = 1_000_000
+        var tuples = PickleBuilder()
+        tuples.none()
+        tuples.bytes += [UInt8](repeating: 0x85, count: n)  // TUPLE1
+        tuples.stop()
+        expect(.corrupt, ["deeper than 200"]) {
+            try self.load(try torchZip(pickle: tuples.bytes, storages: []))
+        }
+        var lists = PickleBuilder()
+        lists.bytes += [UInt8](repeating: 0x28, count: n)  // MARK
+        lists.none()
+        lists.bytes += [UInt8](repeating: 0x6C, count: n)  // LIST
+        lists.stop()
+        expect(.corrupt, ["deeper than 200"]) {
+            try self.load(try torchZip(pickle: lists.bytes, storages: []))
+        }
+        // The same nesting, then an error: the half-built graph is freed safely too.
+        var broken = PickleBuilder()
+        broken.none()
+        broken.bytes += [UInt8](repeating: 0x85, count: n)
+        broken.bytes.append(0xFF)
+        expect(.corrupt, ["unknown pickle opcode"]) {
+            try self.load(try torchZip(pickle: broken.bytes, storages: []))
+        }
+    }
+}
