@@ -2,5 +2,7 @@ import TensorCore
 
 /// Prints the kernel table of `isfgan bench ops`.
 func runOpsBenchmark(_ console: Console, repeats: Int) throws {
-    throw UsageError("isfgan bench ops: not available in this build yet")
+    console.err("timing kernels with \(Threads.count) threads (best of \(repeats))…")
+    let rows = OpBenchmarks.run(repeats: repeats)
+    console.out(OpBenchmarks.table(rows))
 }
