@@ -222,7 +222,8 @@ public struct TorchCheckpoint: @unchecked Sendable {
         if let order = zip.entry(named: prefix + "byteorder") {
             let text = String(decoding: try zip.contents(of: order).bytes, as: UTF8.self)
             guard text == "little" else {
-                throw FormatError(.unsupported, file: name, at: "entry '\(order.name)'",
+                throw FormatError(
+                    .unsupported, file: name, at: "entry '\(order.name)'",
                     "byte order '\(text)' (only little-endian checkpoints are read)")
             }
         }
@@ -283,9 +284,10 @@ public struct TorchCheckpoint: @unchecked Sendable {
         let name = buffer.name
         let b = buffer.bytes
         var position = 0
-        func next(_ persistent: ((inout Unpickler, PyObject) throws -> PyObject)? = nil,
-            storages: [String: StorageRef] = [:]) throws -> (PyObject, Unpickler)
-        {
+        func next(
+            _ persistent: ((inout Unpickler, PyObject) throws -> PyObject)? = nil,
+            storages: [String: StorageRef] = [:]
+        ) throws -> (PyObject, Unpickler) {
             var u = Unpickler(
                 UnsafeRawBufferPointer(rebasing: b[position...]), source: name, base: position,
                 storages: storages)
@@ -310,7 +312,8 @@ public struct TorchCheckpoint: @unchecked Sendable {
         let (protocolVersion, _) = try next()
         defer { Unpickler.dismantle([protocolVersion]) }
         guard case .int(1001) = protocolVersion else {
-            throw FormatError(.unsupported, file: name,
+            throw FormatError(
+                .unsupported, file: name,
                 "legacy torch.save protocol \(protocolVersion.typeName) (only 1001 is read)")
         }
         let (info, _) = try next()
@@ -325,7 +328,8 @@ public struct TorchCheckpoint: @unchecked Sendable {
         let (keysObject, _) = try next()
         defer { Unpickler.dismantle([keysObject]) }
         guard case .list(let keyList) = keysObject else {
-            throw FormatError(.corrupt, file: name, at: "offset \(position)",
+            throw FormatError(
+                .corrupt, file: name, at: "offset \(position)",
                 "expected the list of storage keys")
         }
         // Raw storages follow, in the key list's order: int64 element count, then data.
@@ -342,14 +346,18 @@ public struct TorchCheckpoint: @unchecked Sendable {
             let at = r.position
             let count = try r.le(Int64.self, "a storage size")
             guard count >= 0, count == Int64(ref.count) else {
-                throw r.error(.corrupt,
+                throw r.error(
+                    .corrupt,
                     "storage '\(key)' has \(count) elements here, the pickle declared "
                         + "\(ref.count)", at: at)
             }
             let (bytes, o) = ref.count.multipliedReportingOverflow(by: ref.dtype.size)
             guard !o, bytes <= r.remaining else {
-                throw r.error(.tooLarge, "storage '\(key)' declares \(ref.count) elements of "
-                    + "\(ref.dtype), more than the \(r.remaining) bytes left in the file", at: at)
+                throw r.error(
+                    .tooLarge,
+                    "storage '\(key)' declares \(ref.count) elements of "
+                        + "\(ref.dtype), more than the \(r.remaining) bytes left in the file",
+                    at: at)
             }
             data[key] = try r.take(bytes)
         }
@@ -357,7 +365,8 @@ public struct TorchCheckpoint: @unchecked Sendable {
         var converter = TreeConverter(source: name, budget: max(b.count * 4, 1 << 20)) { ref in
             if let s = cache[ref.key] { return s }
             guard let bytes = data[ref.key], let root = objectPickle.storages[ref.key] else {
-                throw FormatError(.missingKey, file: name,
+                throw FormatError(
+                    .missingKey, file: name,
                     "storage '\(ref.key)' is not in the file's storage list")
             }
             let s = try convertStorage(bytes, ref.dtype, root: root)
@@ -385,13 +394,16 @@ struct TreeConverter {
     mutating func convert(_ o: PyObject, depth: Int) throws -> CheckpointValue {
         budget -= 1
         guard budget >= 0 else {
-            throw FormatError(.tooLarge, file: source,
+            throw FormatError(
+                .tooLarge, file: source,
                 "the pickle's object tree is far larger than the file (shared or cyclic "
                     + "references)")
         }
         guard depth < 200 else {
-            throw FormatError(.corrupt, file: source, "the pickle nests deeper than 200 levels "
-                + "(or refers to itself)")
+            throw FormatError(
+                .corrupt, file: source,
+                "the pickle nests deeper than 200 levels "
+                    + "(or refers to itself)")
         }
         switch o {
         case .none: return .none

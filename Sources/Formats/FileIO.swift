@@ -2,8 +2,10 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+    private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
     import Darwin
+    private let systemWrite = Darwin.write
 #endif
 
 /// Read-only bytes that stay valid as long as this object lives: a memory-mapped file or
@@ -160,7 +162,7 @@ public enum AtomicFile {
         public func write(_ buffer: UnsafeRawBufferPointer) throws {
             var done = 0
             while done < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+                let n = systemWrite(fd, buffer.baseAddress! + done, buffer.count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
                     let reason = String(cString: strerror(errno))
@@ -197,13 +199,16 @@ public enum AtomicFile {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             throw FormatError(.io, file: path, "expected a file path, found a directory")
         }
-        let temp = folder + "/." + url.lastPathComponent + ".tmp-"
+        let temp =
+            folder + "/." + url.lastPathComponent + ".tmp-"
             + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
-            throw FormatError(.io, file: path, "cannot create a temporary file in \(folder): "
-                + reason)
+            throw FormatError(
+                .io, file: path,
+                "cannot create a temporary file in \(folder): "
+                    + reason)
         }
         var closed = false
         do {

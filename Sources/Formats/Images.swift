@@ -13,9 +13,11 @@ public struct Image: Equatable, Sendable {
     public var pixels: [UInt8]
 
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && [1, 3, 4].contains(channels),
+        precondition(
+            width >= 0 && height >= 0 && [1, 3, 4].contains(channels),
             "Image: \(width)x\(height) with \(channels) channels")
-        precondition(pixels.count == width * height * channels,
+        precondition(
+            pixels.count == width * height * channels,
             "Image: \(pixels.count) bytes for \(width)x\(height)x\(channels)")
         self.width = width
         self.height = height
@@ -46,7 +48,8 @@ public struct Image: Equatable, Sendable {
             precondition(x.shape[0] == 1, "Image(tensor:): batch \(x.shape[0]); use a grid")
             x = x.reshaped(Array(x.shape.dropFirst()))
         }
-        precondition(x.rank == 3 && [1, 3, 4].contains(x.shape[0]),
+        precondition(
+            x.rank == 3 && [1, 3, 4].contains(x.shape[0]),
             "Image(tensor:): expected [C, H, W] with C in {1, 3, 4}, got \(describe(x.shape))")
         let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let values = x.scalars  // [C, H, W]
@@ -115,7 +118,8 @@ public enum ImageIO {
         case "png": try writePNG(image, to: url)
         case "jpg", "jpeg": try writeJPEG(image, to: url, quality: quality)
         default:
-            throw FormatError(.unsupported, file: url.path,
+            throw FormatError(
+                .unsupported, file: url.path,
                 "unknown image extension '\(url.pathExtension)' (use .png, .jpg or .jpeg)")
         }
     }
@@ -148,8 +152,9 @@ public enum ImageIO {
         guard slice.count > 0 else {
             throw FormatError(.truncated, file: slice.name, "the PNG data is empty")
         }
-        guard png_image_begin_read_from_memory(&image, slice.bytes.baseAddress, slice.count)
-            != 0
+        guard
+            png_image_begin_read_from_memory(&image, slice.bytes.baseAddress, slice.count)
+                != 0
         else { throw fail("cannot read the PNG header") }
         let hasAlpha = image.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
         let isColor = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
@@ -161,7 +166,8 @@ public enum ImageIO {
         let (n, o) = (w * h).multipliedReportingOverflow(by: channels)
         guard !o, n <= 1032 * slice.count + (1 << 20), n <= 1 << 31 else {
             png_image_free(&image)
-            throw FormatError(.tooLarge, file: slice.name,
+            throw FormatError(
+                .tooLarge, file: slice.name,
                 "the PNG header declares \(w)x\(h) pixels, more than the file can hold")
         }
         var pixels = [UInt8](repeating: 0, count: n)
@@ -192,7 +198,8 @@ public enum ImageIO {
         var out = [UInt8](repeating: 0, count: size)
         let ok = out.withUnsafeMutableBytes { o in
             image.pixels.withUnsafeBytes {
-                png_image_write_to_memory(&info, o.baseAddress, &size, 0, $0.baseAddress, stride,
+                png_image_write_to_memory(
+                    &info, o.baseAddress, &size, 0, $0.baseAddress, stride,
                     nil)
             }
         }
@@ -219,12 +226,14 @@ public enum ImageIO {
             &w, &h, &c, &message, message.count)
         guard status == 0, let pixels else {
             let text = String(cString: message)
-            throw FormatError(status == 2 ? .truncated : .corrupt, file: slice.name,
+            throw FormatError(
+                status == 2 ? .truncated : .corrupt, file: slice.name,
                 "cannot decode the JPEG: \(text)")
         }
         defer { free(pixels) }
         let n = Int(w) * Int(h) * Int(c)
-        return Image(width: Int(w), height: Int(h), channels: Int(c),
+        return Image(
+            width: Int(w), height: Int(h), channels: Int(c),
             pixels: Array(UnsafeBufferPointer(start: pixels, count: n)))
     }
 

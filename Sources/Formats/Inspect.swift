@@ -73,7 +73,8 @@ public struct FileSummary: Codable, Sendable {
             var line = "  " + (e.name.isEmpty ? "(top level)" : e.name) + ": " + e.kind
             if let v = e.value { line += " \(v)" }
             if e.tensorCount > 0 {
-                line += ", \(e.tensorCount) tensor\(e.tensorCount == 1 ? "" : "s"), "
+                line +=
+                    ", \(e.tensorCount) tensor\(e.tensorCount == 1 ? "" : "s"), "
                     + "\(grouped(e.parameters)) parameters"
             }
             lines.append(line)
@@ -144,7 +145,8 @@ public enum Inspector {
         }
         throw FormatError(
             b.isEmpty ? .truncated : .badMagic, file: path,
-            b.isEmpty ? "the file is empty"
+            b.isEmpty
+                ? "the file is empty"
                 : "not a format isfgan reads (PyTorch checkpoint, safetensors, npy/npz, PNG, "
                     + "JPEG)")
     }
@@ -170,22 +172,25 @@ public enum Inspector {
         guard let root = ckpt.root.dict else {
             let t = tensors(in: ckpt.root, prefix: "")
             entries.append(entry("", ckpt.root.kindName, nil, t))
-            return FileSummary(path: path, format: format, bytes: bytes, metadata: [:],
+            return FileSummary(
+                path: path, format: format, bytes: bytes, metadata: [:],
                 entries: entries)
         }
         // A flat state dict at the top level is one entry.
-        if root.values.allSatisfy({ if case .tensor = $0 { return true } else { return false } })
-        {
+        if root.values.allSatisfy({ if case .tensor = $0 { return true } else { return false } }) {
             entries.append(entry("", "state dict", nil, tensors(in: ckpt.root, prefix: "")))
-            return FileSummary(path: path, format: format, bytes: bytes, metadata: [:],
+            return FileSummary(
+                path: path, format: format, bytes: bytes, metadata: [:],
                 entries: entries)
         }
         for (key, value) in root.entries {
             let t = tensors(in: value, prefix: key)
             // Key paths inside the entry, for recognising the architecture.
-            let local = t.map { TensorInfo(
-                key: String($0.key.dropFirst(key.count + 1)), shape: $0.shape, dtype: $0.dtype,
-                elements: $0.elements) }
+            let local = t.map {
+                TensorInfo(
+                    key: String($0.key.dropFirst(key.count + 1)), shape: $0.shape, dtype: $0.dtype,
+                    elements: $0.elements)
+            }
             var e = entry(key, kind(of: value), short(value), t)
             e = FileSummary.Entry(
                 name: e.name, kind: e.kind, value: e.value, tensorCount: e.tensorCount,
@@ -193,7 +198,8 @@ public enum Inspector {
                 architecture: recognise(local.map { ($0.key, $0.shape) }), tensors: t)
             entries.append(e)
         }
-        return FileSummary(path: path, format: format, bytes: bytes, metadata: [:],
+        return FileSummary(
+            path: path, format: format, bytes: bytes, metadata: [:],
             entries: entries)
     }
 
@@ -232,7 +238,9 @@ public enum Inspector {
         case .dict(let d):
             return d.entries.flatMap { tensors(in: $0.value, prefix: join($0.key)) }
         case .list(let items), .tuple(let items):
-            return items.enumerated().flatMap { tensors(in: $0.element, prefix: join("\($0.offset)")) }
+            return items.enumerated().flatMap {
+                tensors(in: $0.element, prefix: join("\($0.offset)"))
+            }
         default:
             return []
         }
@@ -250,8 +258,9 @@ public enum Inspector {
             return styleGAN2(shapes)
         }
         if shapes["w_net.z_net.shared.0.weight"] != nil { return mapnet(shapes) }
-        if shapes["main.0.weight"] != nil, shapes["out_cls.3.weight"] != nil
-            || shapes.keys.contains(where: { $0.hasPrefix("out_cls.") })
+        if shapes["main.0.weight"] != nil,
+            shapes["out_cls.3.weight"] != nil
+                || shapes.keys.contains(where: { $0.hasPrefix("out_cls.") })
         {
             return discriminator(shapes)
         }
@@ -338,7 +347,9 @@ public enum Inspector {
 
     static func discriminator(_ s: [String: [Int]]) -> FileSummary.Architecture {
         let blocks = indices(s, "main.", ".conv1.weight")
-        let domainHead = indices(s, "out_cls.", ".weight").last.flatMap { s["out_cls.\($0).weight"] }
+        let domainHead = indices(s, "out_cls.", ".weight").last.flatMap {
+            s["out_cls.\($0).weight"]
+        }
         let widths = blocks.compactMap { s["main.\($0).conv2.weight"]?.first }
         var properties = [["image size", "\(1 << (blocks.count + 2)) px"]]
         if let d = domainHead?.first { properties.append(["domains", "\(d)"]) }

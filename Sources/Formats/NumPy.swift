@@ -37,7 +37,8 @@ public enum NumPy {
         case 1: headerLength = Int(try r.le(UInt16.self, "the header length"))
         case 2, 3: headerLength = Int(try r.le(UInt32.self, "the header length"))
         default:
-            throw r.error(.unsupported, "format version \(major) (only 1, 2 and 3 are read)",
+            throw r.error(
+                .unsupported, "format version \(major) (only 1, 2 and 3 are read)",
                 at: 6)
         }
         let headerStart = r.position
@@ -155,8 +156,9 @@ public enum NumPy {
             case "descr":
                 skip()
                 guard i < s.count, s[i] == 0x27 || s[i] == 0x22 else {
-                    throw fail("descr is not a simple type string (structured dtypes are not "
-                        + "supported)")
+                    throw fail(
+                        "descr is not a simple type string (structured dtypes are not "
+                            + "supported)")
                 }
                 descr = try string()
             case "fortran_order":

@@ -192,8 +192,10 @@ struct Unpickler {
 
     mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
         guard n >= 0, n <= bytes.count - position else {
-            throw fail(.truncated, "the pickle ends inside an operand (needs \(n) bytes, "
-                + "\(bytes.count - position) remain)")
+            throw fail(
+                .truncated,
+                "the pickle ends inside an operand (needs \(n) bytes, "
+                    + "\(bytes.count - position) remain)")
         }
         defer { position += n }
         return UnsafeRawBufferPointer(rebasing: bytes[position..<position + n])
@@ -387,10 +389,15 @@ struct Unpickler {
             case 0x8B: stack.append(try long(try length(Int32.self)))  // LONG4
             case 0x49:  // INT (text); "00"/"01" are False/True in protocol 0
                 let s = try line()
-                if s == "00" { stack.append(.bool(false)) }
-                else if s == "01" { stack.append(.bool(true)) }
-                else if let v = Int(s) { stack.append(.int(v)) }
-                else { throw fail(.corrupt, "bad INT operand '\(s.prefix(40))'", at: at) }
+                if s == "00" {
+                    stack.append(.bool(false))
+                } else if s == "01" {
+                    stack.append(.bool(true))
+                } else if let v = Int(s) {
+                    stack.append(.int(v))
+                } else {
+                    throw fail(.corrupt, "bad INT operand '\(s.prefix(40))'", at: at)
+                }
             case 0x4C:  // LONG (text)
                 var s = try line()
                 if s.hasSuffix("L") { s.removeLast() }
@@ -469,12 +476,16 @@ struct Unpickler {
             case 0x31: _ = try popMark()  // POP_MARK
             case 0x32: stack.append(try top())  // DUP
             case 0x69, 0x6F:  // INST, OBJ: instantiate a class
-                throw fail(.forbidden, "the pickle instantiates an object with INST/OBJ, which "
-                    + "is not allowed; the load was stopped and nothing was run", at: at)
+                throw fail(
+                    .forbidden,
+                    "the pickle instantiates an object with INST/OBJ, which "
+                        + "is not allowed; the load was stopped and nothing was run", at: at)
             case 0x82, 0x83, 0x84:  // EXT1, EXT2, EXT4: registry globals
-                throw fail(.forbidden, "the pickle names a global through the extension "
-                    + "registry, which is not allowed; the load was stopped and nothing was "
-                    + "run", at: at)
+                throw fail(
+                    .forbidden,
+                    "the pickle names a global through the extension "
+                        + "registry, which is not allowed; the load was stopped and nothing was "
+                        + "run", at: at)
             case 0x97, 0x98:  // NEXT_BUFFER, READONLY_BUFFER
                 throw fail(.unsupported, "out-of-band buffers (pickle protocol 5)", at: at)
             default:
@@ -576,8 +587,10 @@ struct Unpickler {
             }
             return .string(parts.joined(separator: ":"))
         default:
-            throw fail(.forbidden, "the pickle calls '\(name)', which may be named but not "
-                + "called; the load was stopped and nothing was run", at: at)
+            throw fail(
+                .forbidden,
+                "the pickle calls '\(name)', which may be named but not "
+                    + "called; the load was stopped and nothing was run", at: at)
         }
     }
 
@@ -592,8 +605,10 @@ struct Unpickler {
         case .tensor, .list:
             break
         default:
-            throw fail(.forbidden, "BUILD on a \(target.typeName) is not allowed; the load "
-                + "was stopped and nothing was run")
+            throw fail(
+                .forbidden,
+                "BUILD on a \(target.typeName) is not allowed; the load "
+                    + "was stopped and nothing was run")
         }
     }
 
@@ -632,8 +647,10 @@ struct Unpickler {
             throw fail(.invalidShape, "size \(shape) and stride \(strides) differ in rank", at: at)
         }
         guard off >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
-            throw fail(.invalidShape, "negative offset \(off), size \(shape) or stride "
-                + "\(strides)", at: at)
+            throw fail(
+                .invalidShape,
+                "negative offset \(off), size \(shape) or stride "
+                    + "\(strides)", at: at)
         }
         _ = try Checked.count(
             shape, fail(.invalidShape, "size \(shape) overflows", at: at))
@@ -644,7 +661,8 @@ struct Unpickler {
                 let (m, o1) = (d - 1).multipliedReportingOverflow(by: st)
                 let (sum, o2) = last.addingReportingOverflow(m)
                 guard !o1, !o2 else {
-                    throw fail(.invalidShape, "size \(shape) with stride \(strides) overflows",
+                    throw fail(
+                        .invalidShape, "size \(shape) with stride \(strides) overflows",
                         at: at)
                 }
                 last = sum

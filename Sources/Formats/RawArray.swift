@@ -79,11 +79,16 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     func load(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         switch self {
         case .float32:
-            return Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(
-                fromByteOffset: 4 * i, as: UInt32.self)))
+            return Float(
+                bitPattern: UInt32(
+                    littleEndian: p.loadUnaligned(
+                        fromByteOffset: 4 * i, as: UInt32.self)))
         case .float64:
-            return Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(
-                fromByteOffset: 8 * i, as: UInt64.self))))
+            return Float(
+                Double(
+                    bitPattern: UInt64(
+                        littleEndian: p.loadUnaligned(
+                            fromByteOffset: 8 * i, as: UInt64.self))))
         case .float16:
             let bits = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
             return Float(Float16(bitPattern: bits))
@@ -91,11 +96,14 @@ public enum DType: String, Sendable, CaseIterable, Codable {
             let bits = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
             return Float(bitPattern: UInt32(bits) << 16)
         case .int64:
-            return Float(Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
+            return Float(
+                Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
         case .int32:
-            return Float(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
+            return Float(
+                Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
         case .int16:
-            return Float(Int16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
+            return Float(
+                Int16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
         case .int8:
             return Float(p.load(fromByteOffset: i, as: Int8.self))
         case .uint8:
@@ -178,8 +186,10 @@ public struct RawArray: Equatable, Sendable {
                 }
             case .int32:
                 return (0..<n).map {
-                    Int64(Int32(littleEndian: p.loadUnaligned(
-                        fromByteOffset: 4 * $0, as: Int32.self)))
+                    Int64(
+                        Int32(
+                            littleEndian: p.loadUnaligned(
+                                fromByteOffset: 4 * $0, as: Int32.self)))
                 }
             case .int16, .int8, .uint8, .bool:
                 // Exact: these fit in a Float's 24-bit significand.

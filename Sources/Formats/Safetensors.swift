@@ -36,17 +36,22 @@ public struct SafetensorsFile: @unchecked Sendable {
         let name = buffer.name
         var r = ByteReader(buffer.bytes, source: name)
         guard buffer.count >= 8 else {
-            throw r.error(.truncated, "a safetensors file needs an 8-byte header length, the "
-                + "file has \(buffer.count) bytes", at: 0)
+            throw r.error(
+                .truncated,
+                "a safetensors file needs an 8-byte header length, the "
+                    + "file has \(buffer.count) bytes", at: 0)
         }
         let n = try r.le(UInt64.self)
         guard n <= UInt64(r.remaining), n <= 100_000_000 else {
-            throw r.error(.truncated, "header length \(n) exceeds the file (\(r.remaining) bytes "
-                + "after the length) or 100 MB", at: 0)
+            throw r.error(
+                .truncated,
+                "header length \(n) exceeds the file (\(r.remaining) bytes "
+                    + "after the length) or 100 MB", at: 0)
         }
         let headerBytes = try r.take(Int(n))
         guard headerBytes.first == 0x7B else {
-            throw r.error(.badMagic, "not a safetensors file: the header is not a JSON object",
+            throw r.error(
+                .badMagic, "not a safetensors file: the header is not a JSON object",
                 at: 8)
         }
         let json: Any
@@ -79,7 +84,8 @@ public struct SafetensorsFile: @unchecked Sendable {
                 continue
             }
             guard let info = value as? [String: Any], let dtypeName = info["dtype"] as? String,
-                let shapeAny = info["shape"] as? [Any], let offsetsAny = info["data_offsets"]
+                let shapeAny = info["shape"] as? [Any],
+                let offsetsAny = info["data_offsets"]
                     as? [Any], offsetsAny.count == 2
             else {
                 throw fail(.corrupt, "expected {dtype, shape, data_offsets: [begin, end]}")
@@ -98,15 +104,19 @@ public struct SafetensorsFile: @unchecked Sendable {
                 throw fail(.invalidShape, "shape must be at most 64 non-negative integers")
             }
             guard offsets.count == 2, offsets[0] <= offsets[1], offsets[1] <= dataSize else {
-                throw fail(.truncated, "data_offsets \(offsetsAny) reach outside the "
-                    + "\(dataSize)-byte data section")
+                throw fail(
+                    .truncated,
+                    "data_offsets \(offsetsAny) reach outside the "
+                        + "\(dataSize)-byte data section")
             }
             let count = try Checked.count(shape, fail(.invalidShape, "shape \(shape) overflows"))
             let bytes = try Checked.multiply(
                 count, dtype.size, fail(.invalidShape, "shape \(shape) overflows"))
             guard bytes == offsets[1] - offsets[0] else {
-                throw fail(.invalidShape, "shape \(describe(shape)) of \(dtypeName) needs \(bytes) "
-                    + "bytes, data_offsets give \(offsets[1] - offsets[0])")
+                throw fail(
+                    .invalidShape,
+                    "shape \(describe(shape)) of \(dtypeName) needs \(bytes) "
+                        + "bytes, data_offsets give \(offsets[1] - offsets[0])")
             }
             entries.append(
                 Entry(name: key, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1]))
@@ -127,7 +137,8 @@ public struct SafetensorsFile: @unchecked Sendable {
     /// The tensor called `name` as float32.
     public func tensor(_ name: String) throws -> Tensor {
         guard let e = entry(name) else {
-            throw FormatError(.missingKey, file: buffer.name, at: "key '\(name)'",
+            throw FormatError(
+                .missingKey, file: buffer.name, at: "key '\(name)'",
                 "no such tensor")
         }
         return tensor(e)
@@ -143,7 +154,8 @@ public struct SafetensorsFile: @unchecked Sendable {
     /// The entry called `name` with its exact bytes and dtype.
     public func array(_ name: String) throws -> RawArray {
         guard let e = entry(name) else {
-            throw FormatError(.missingKey, file: buffer.name, at: "key '\(name)'",
+            throw FormatError(
+                .missingKey, file: buffer.name, at: "key '\(name)'",
                 "no such tensor")
         }
         return RawArray(dtype: e.dtype, shape: e.shape, bytes: Array(bytes(of: e)))
@@ -163,7 +175,8 @@ public enum Safetensors {
         _ tensors: [(key: String, tensor: Tensor)], metadata: [String: String] = [:],
         to url: URL
     ) throws {
-        try write(arrays: tensors.map { ($0.key, RawArray($0.tensor)) }, metadata: metadata,
+        try write(
+            arrays: tensors.map { ($0.key, RawArray($0.tensor)) }, metadata: metadata,
             to: url)
     }
 
@@ -173,7 +186,8 @@ public enum Safetensors {
     ) throws {
         var seen = Set<String>()
         for (k, _) in arrays {
-            precondition(k != "__metadata__" && seen.insert(k).inserted,
+            precondition(
+                k != "__metadata__" && seen.insert(k).inserted,
                 "safetensors: duplicate or reserved tensor name '\(k)'")
         }
         var parts: [String] = []

@@ -81,8 +81,10 @@ public struct ZipArchive: @unchecked Sendable {
             p -= 1
         }
         guard eocd >= 0 else {
-            throw fail(.badMagic, "no zip end-of-central-directory record (not a zip, or "
-                + "truncated)")
+            throw fail(
+                .badMagic,
+                "no zip end-of-central-directory record (not a zip, or "
+                    + "truncated)")
         }
         var r = ByteReader(b, source: name)
         r.position = eocd + 4
@@ -108,7 +110,8 @@ public struct ZipArchive: @unchecked Sendable {
             _ = try r.le(UInt32.self)
             let record64 = try r.le(UInt64.self)
             guard n >= 56, record64 <= UInt64(n - 56) else {
-                throw fail(.truncated, "ZIP64 end record offset \(record64) is past the end",
+                throw fail(
+                    .truncated, "ZIP64 end record offset \(record64) is past the end",
                     at: locator)
             }
             r.position = Int(record64)
@@ -120,7 +123,8 @@ public struct ZipArchive: @unchecked Sendable {
             let size = try r.le(UInt64.self)
             let offset = try r.le(UInt64.self)
             guard total <= UInt64(n), size <= UInt64(n), offset <= UInt64(n) else {
-                throw fail(.truncated, "ZIP64 end record declares sizes past the end of file",
+                throw fail(
+                    .truncated, "ZIP64 end record declares sizes past the end of file",
                     at: Int(record64))
             }
             count = Int(total)
@@ -135,7 +139,8 @@ public struct ZipArchive: @unchecked Sendable {
         }
         // Each directory record is at least 46 bytes: this bounds the allocation below.
         guard count <= cdSize / 46 else {
-            throw fail(.corrupt, "\(count) entries cannot fit in a \(cdSize)-byte directory",
+            throw fail(
+                .corrupt, "\(count) entries cannot fit in a \(cdSize)-byte directory",
                 at: eocd)
         }
         var entries: [Entry] = []
@@ -210,13 +215,19 @@ public struct ZipArchive: @unchecked Sendable {
         func fail(_ kind: FormatError.Kind, _ message: String) -> FormatError {
             FormatError(kind, file: name, at: location, message)
         }
-        guard entry.flags & 1 == 0 else { throw fail(.unsupported, "encrypted entries are not "
-            + "supported") }
+        guard entry.flags & 1 == 0 else {
+            throw fail(
+                .unsupported,
+                "encrypted entries are not "
+                    + "supported")
+        }
         var r = ByteReader(b, source: name)
         r.position = entry.localHeaderOffset
         guard try r.le(UInt32.self, "a local header") == 0x0403_4B50 else {
-            throw fail(.corrupt, "bad local header signature at offset "
-                + "\(entry.localHeaderOffset)")
+            throw fail(
+                .corrupt,
+                "bad local header signature at offset "
+                    + "\(entry.localHeaderOffset)")
         }
         r.position += 22
         let nameLength = Int(try r.le(UInt16.self, "a local header"))
@@ -233,16 +244,20 @@ public struct ZipArchive: @unchecked Sendable {
         switch entry.method {
         case 0:
             guard entry.uncompressedSize == entry.compressedSize else {
-                throw fail(.corrupt, "stored entry with different compressed (\(entry.compressedSize)) "
-                    + "and uncompressed (\(entry.uncompressedSize)) sizes")
+                throw fail(
+                    .corrupt,
+                    "stored entry with different compressed (\(entry.compressedSize)) "
+                        + "and uncompressed (\(entry.uncompressedSize)) sizes")
             }
             out = ByteSlice(owner: buffer, bytes: raw, name: "\(name) (\(location))")
         case 8:
             // Deflate expands at most about 1032:1; a larger claim is a zip bomb or corrupt.
             let limit = entry.compressedSize.multipliedReportingOverflow(by: 1032)
             guard !limit.overflow, entry.uncompressedSize <= limit.partialValue + 64 else {
-                throw fail(.tooLarge, "declares \(entry.uncompressedSize) bytes from "
-                    + "\(entry.compressedSize) compressed bytes, more than deflate can produce")
+                throw fail(
+                    .tooLarge,
+                    "declares \(entry.uncompressedSize) bytes from "
+                        + "\(entry.compressedSize) compressed bytes, more than deflate can produce")
             }
             let inflated = try Inflate.raw(raw, expected: entry.uncompressedSize) {
                 fail(.corrupt, $0)
@@ -250,13 +265,18 @@ public struct ZipArchive: @unchecked Sendable {
             out = ByteSlice(
                 owner: inflated, bytes: inflated.bytes, name: "\(name) (\(location))")
         default:
-            throw fail(.unsupported, "compression method \(entry.method) (only stored and "
-                + "deflated are read)")
+            throw fail(
+                .unsupported,
+                "compression method \(entry.method) (only stored and "
+                    + "deflated are read)")
         }
         let crc = Inflate.crc32(out.bytes)
         guard crc == entry.crc32 else {
-            throw fail(.corrupt, String(format: "CRC-32 mismatch: header says %08x, data gives "
-                + "%08x", entry.crc32, crc))
+            throw fail(
+                .corrupt,
+                String(
+                    format: "CRC-32 mismatch: header says %08x, data gives "
+                        + "%08x", entry.crc32, crc))
         }
         return out
     }
@@ -280,8 +300,9 @@ enum Inflate {
         var ok = false
         defer { if !ok { out.deallocate() } }
         var stream = z_stream()
-        guard inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-            == Z_OK
+        guard
+            inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+                == Z_OK
         else { throw fail("zlib could not start inflating") }
         defer { inflateEnd(&stream) }
         var consumed = 0
@@ -393,9 +414,10 @@ extension Inflate {
     /// Raw deflate (no zlib header), as zip stores it.
     static func deflateRaw(_ input: [UInt8]) throws -> [UInt8] {
         var stream = z_stream()
-        guard deflateInit2_(
-            &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY,
-            zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        guard
+            deflateInit2_(
+                &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY,
+                zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
         else { throw FormatError(.io, file: "deflate", "zlib could not start compressing") }
         defer { deflateEnd(&stream) }
         var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 16)

@@ -72,15 +72,18 @@ struct PickleBuilder {
 
     /// A dict of named tensors: `{key: tensor(...)}`.
     static func stateDict(
-        _ items: [(key: String, storage: String, type: String, numel: Int, offset: Int,
-            shape: [Int], stride: [Int])]
+        _ items: [(
+            key: String, storage: String, type: String, numel: Int, offset: Int,
+            shape: [Int], stride: [Int]
+        )]
     ) -> PickleBuilder {
         var p = PickleBuilder()
         p.emptyDict()
         p.mark()
         for i in items {
             p.string(i.key)
-            p.tensor(storage: i.storage, type: i.type, numel: i.numel, offset: i.offset,
+            p.tensor(
+                storage: i.storage, type: i.type, numel: i.numel, offset: i.offset,
                 shape: i.shape, stride: i.stride)
         }
         p.setItems()
@@ -126,7 +129,8 @@ func makePNG(
         a = (a + UInt32(x)) % 65_521
         b = (b + a) % 65_521
     }
-    let zlib = [0x78, 0x9C] + (try Inflate.deflateRaw(raw))
+    let zlib =
+        [0x78, 0x9C] + (try Inflate.deflateRaw(raw))
         + withUnsafeBytes(of: (b << 16 | a).bigEndian, Array.init)
     var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
     out += chunk("IHDR", ihdr)

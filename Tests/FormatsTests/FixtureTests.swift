@@ -15,14 +15,16 @@ final class FixtureTests: XCTestCase {
         "isf-discriminator/64-maxconv64", "lpips/alex", "losses-small",
     ]
 
-    func assertBitEqual(_ a: Tensor, _ b: Tensor, _ what: String,
-        file: StaticString = #filePath, line: UInt = #line)
-    {
+    func assertBitEqual(
+        _ a: Tensor, _ b: Tensor, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(a.shape, b.shape, "\(what): shape", file: file, line: line)
         guard a.shape == b.shape else { return }
         let x = a.scalars, y = b.scalars
         let same = zip(x, y).allSatisfy { $0.bitPattern == $1.bitPattern }
-        XCTAssertTrue(same, "\(what): values differ (max |diff| \(maxAbsDifference(a, b)))",
+        XCTAssertTrue(
+            same, "\(what): values differ (max |diff| \(maxAbsDifference(a, b)))",
             file: file, line: line)
     }
 
@@ -69,25 +71,27 @@ final class FixtureTests: XCTestCase {
     /// The generator checkpoints' noise buffers equal `noise_i.npy`, and every key of each
     /// checkpoint matches the shapes in `meta.json`.
     func testCheckpointsMatchMeta() throws {
-        let files = [
-            ("stylegan2-tiny", "stylegan2-tiny.pt", "g_ema"),
-            ("stylegan2-small", "stylegan2-small.pt", "g_ema"),
-            ("isf-mapnet/cat2dog", "000001_nets_ema.ckpt", "mapnet"),
-            ("isf-mapnet/ffhq-w", "000001_nets_ema.ckpt", "mapnet"),
-            ("isf-mapnet/ffhq-w-prenorm0", "000001_nets_ema.ckpt", "mapnet"),
-            ("isf-mapnet/ffhq-w-adain", "000001_nets_ema.ckpt", "mapnet"),
-            ("isf-mapnet/ffhq-w-none-res", "000001_nets_ema.ckpt", "mapnet"),
-            ("isf-discriminator/64-maxconv64", "000001_nets.ckpt", "discriminator"),
-            ("losses-small", "000001_nets.ckpt", "discriminator"),
-            ("losses-small", "generator.pt", "g_ema"),
-            ("lpips/alex", "lpips_alex_rand.pt", nil),
-        ] as [(String, String, String?)]
+        let files =
+            [
+                ("stylegan2-tiny", "stylegan2-tiny.pt", "g_ema"),
+                ("stylegan2-small", "stylegan2-small.pt", "g_ema"),
+                ("isf-mapnet/cat2dog", "000001_nets_ema.ckpt", "mapnet"),
+                ("isf-mapnet/ffhq-w", "000001_nets_ema.ckpt", "mapnet"),
+                ("isf-mapnet/ffhq-w-prenorm0", "000001_nets_ema.ckpt", "mapnet"),
+                ("isf-mapnet/ffhq-w-adain", "000001_nets_ema.ckpt", "mapnet"),
+                ("isf-mapnet/ffhq-w-none-res", "000001_nets_ema.ckpt", "mapnet"),
+                ("isf-discriminator/64-maxconv64", "000001_nets.ckpt", "discriminator"),
+                ("losses-small", "000001_nets.ckpt", "discriminator"),
+                ("losses-small", "generator.pt", "g_ema"),
+                ("lpips/alex", "lpips_alex_rand.pt", nil),
+            ] as [(String, String, String?)]
         for (c, f, entry) in files {
             let ckpt = try TorchCheckpoint(contentsOf: try Fixtures.url("\(c)/\(f)"))
             let state = try entry.map { try ckpt.stateDict($0) } ?? ckpt.stateDict()
             XCTAssertGreaterThan(state.count, 0, "\(c)/\(f)")
             let metaURL = try Fixtures.url("\(c)/meta.json")
-            let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: metaURL))
+            let meta =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: metaURL))
                 as! [String: Any]
             if let keys = (meta["meta"] as? [String: Any])?["state_dict_keys"]
                 as? [String: [Int]], f != "generator.pt"
@@ -117,7 +121,8 @@ final class FixtureTests: XCTestCase {
 
     /// lpips' `linN` and `lins.N` keys alias one storage; the loader keeps them shared.
     func testAliasedStoragesStayShared() throws {
-        let ckpt = try TorchCheckpoint(contentsOf: try Fixtures.url("lpips/alex/lpips_alex_rand.pt"))
+        let ckpt = try TorchCheckpoint(
+            contentsOf: try Fixtures.url("lpips/alex/lpips_alex_rand.pt"))
         let s = try ckpt.stateDict()
         let a = try XCTUnwrap(s["lin0.model.1.weight"])
         let b = try XCTUnwrap(s["lins.0.model.1.weight"])

@@ -31,7 +31,8 @@ final class HostileInputTests: XCTestCase {
         } catch let e as FormatError {
             XCTAssertEqual(e.kind, kind, "\(e)", file: file, line: line)
             for w in words {
-                XCTAssertTrue(e.description.contains(w), "'\(w)' not in: \(e)", file: file,
+                XCTAssertTrue(
+                    e.description.contains(w), "'\(w)' not in: \(e)", file: file,
                     line: line)
             }
         } catch {
@@ -153,12 +154,12 @@ final class HostileInputTests: XCTestCase {
 
     func testHugeDeclaredStorage() throws {
         let p = PickleBuilder.stateDict([
-            ("w", "0", "FloatStorage", 1 << 40, 0, [1 << 20, 1 << 20], [1 << 20, 1]),
+            ("w", "0", "FloatStorage", 1 << 40, 0, [1 << 20, 1 << 20], [1 << 20, 1])
         ])
         let z = try torchZip(pickle: p.bytes, storages: [("0", floatBytes([1, 2]))])
         expect(.tooLarge, ["storage '0'", "8 bytes"]) { try self.load(z) }
         let overflow = PickleBuilder.stateDict([
-            ("w", "0", "DoubleStorage", Int.max / 2, 0, [1], [1]),
+            ("w", "0", "DoubleStorage", Int.max / 2, 0, [1], [1])
         ])
         let z2 = try torchZip(pickle: overflow.bytes, storages: [("0", floatBytes([1, 2]))])
         expect(.tooLarge, ["storage '0'"]) { try self.load(z2) }
@@ -167,20 +168,23 @@ final class HostileInputTests: XCTestCase {
     func testNegativeAndOverflowingShapes() throws {
         let neg = PickleBuilder.stateDict([("w", "0", "FloatStorage", 4, 0, [-1, 4], [4, 1])])
         expect(.invalidShape, ["negative"]) {
-            try self.load(try torchZip(pickle: neg.bytes, storages: [("0", floatBytes([1, 2, 3, 4]))]))
+            try self.load(
+                try torchZip(pickle: neg.bytes, storages: [("0", floatBytes([1, 2, 3, 4]))]))
         }
         let big = PickleBuilder.stateDict([
-            ("w", "0", "FloatStorage", 4, 0, [1 << 32, 1 << 32, 1 << 32], [0, 0, 0]),
+            ("w", "0", "FloatStorage", 4, 0, [1 << 32, 1 << 32, 1 << 32], [0, 0, 0])
         ])
         expect(.invalidShape, ["overflows"]) {
-            try self.load(try torchZip(pickle: big.bytes, storages: [("0", floatBytes([1, 2, 3, 4]))]))
+            try self.load(
+                try torchZip(pickle: big.bytes, storages: [("0", floatBytes([1, 2, 3, 4]))]))
         }
         let strideOverflow = PickleBuilder.stateDict([
-            ("w", "0", "FloatStorage", 4, 0, [2, 2], [Int.max / 2, 1]),
+            ("w", "0", "FloatStorage", 4, 0, [2, 2], [Int.max / 2, 1])
         ])
         expect(.invalidShape, []) {
             try self.load(
-                try torchZip(pickle: strideOverflow.bytes, storages: [("0", floatBytes([1, 2, 3, 4]))]))
+                try torchZip(
+                    pickle: strideOverflow.bytes, storages: [("0", floatBytes([1, 2, 3, 4]))]))
         }
         // npy with a negative or overflowing shape.
         func npy(_ shape: String) -> [UInt8] {
@@ -283,8 +287,10 @@ final class HostileInputTests: XCTestCase {
             ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,80]}}", .truncated),
             ("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", .invalidShape),
             ("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", .invalidShape),
-            ("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],"
-                + "\"data_offsets\":[0,8]}}", .invalidShape),
+            (
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],"
+                    + "\"data_offsets\":[0,8]}}", .invalidShape
+            ),
             ("{\"a\":{\"dtype\":\"Q9\",\"shape\":[2],\"data_offsets\":[0,8]}}", .unsupported),
             ("{\"a\":", .corrupt),
         ]
@@ -301,7 +307,8 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testPNGWithABadChunk() throws {
-        let image = Image(width: 4, height: 4, channels: 3, pixels: [UInt8](repeating: 90, count: 48))
+        let image = Image(
+            width: 4, height: 4, channels: 3, pixels: [UInt8](repeating: 90, count: 48))
         var png = try ImageIO.encodePNG(image)
         // Corrupt the IDAT payload (its CRC no longer matches).
         let idat = Array("IDAT".utf8)
@@ -311,12 +318,14 @@ final class HostileInputTests: XCTestCase {
             _ = try ImageIO.read(try self.write("bad.png", png))
         }
         // A header that claims 2^31 x 2^31 pixels.
-        let bomb = try makePNG(width: 0x7FFF_FFFF, height: 0x7FFF_FFFF, bitDepth: 8,
+        let bomb = try makePNG(
+            width: 0x7FFF_FFFF, height: 0x7FFF_FFFF, bitDepth: 8,
             colorType: 2, rows: [[0, 0, 0]])
         XCTAssertThrowsError(try ImageIO.read(try write("bomb.png", bomb)))
         // Cut in half.
         let full = try ImageIO.encodePNG(image)
-        XCTAssertThrowsError(try ImageIO.read(try write("half.png", Array(full.prefix(full.count / 2)))))
+        XCTAssertThrowsError(
+            try ImageIO.read(try write("half.png", Array(full.prefix(full.count / 2)))))
     }
 
     func testJPEGCutInHalf() throws {

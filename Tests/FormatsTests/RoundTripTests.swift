@@ -64,12 +64,14 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(a.shape, [2, 3])
         XCTAssertEqual(a.int64Values, [0, 1, 2, 3, 4, 5])
         let halves: [Float16] = [1.5, -2, 65504]
-        let f2 = npy("{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }", version: 2,
+        let f2 = npy(
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }", version: 2,
             halves.withUnsafeBytes { Array($0) })
         let b = try NumPy.parse(ByteSlice(ByteBuffer(copying: f2, name: "h.npy")))
         XCTAssertEqual(b.tensor().scalars, [1.5, -2, 65504])
         let doubles: [Double] = [0.1, 1e300]
-        let f8 = npy("{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (2L,)}",
+        let f8 = npy(
+            "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (2L,)}",
             version: 3, doubles.withUnsafeBytes { Array($0) })
         let c = try NumPy.parse(ByteSlice(ByteBuffer(copying: f8, name: "d.npy")))
         XCTAssertEqual(c.tensor().scalars, [Float(0.1), .infinity])
@@ -79,7 +81,8 @@ final class RoundTripTests: XCTestCase {
         let x = Tensor.randn([3, 4], seed: 1)
         let n = RawArray(int64: [1, 2, 3], shape: [3])
         for compressed in [false, true] {
-            try NumPy.writeArchive([("x", RawArray(x)), ("n", n)], compressed: compressed,
+            try NumPy.writeArchive(
+                [("x", RawArray(x)), ("n", n)], compressed: compressed,
                 to: url("a.npz"))
             let back = try NumPy.readArchive(url("a.npz"))
             XCTAssertEqual(back.map(\.name), ["x", "n"])
@@ -92,7 +95,8 @@ final class RoundTripTests: XCTestCase {
         let a = Tensor.randn([4, 3], seed: 7)
         let b = Tensor.randn([2, 2, 2], seed: 8).transposed(0, 2)  // non-contiguous input
         let metadata = ["architecture": "mapnet \"wp\"\n", "step": "1200", "ü": "ok"]
-        try Safetensors.write([("z.last", a), ("a.first", b)], metadata: metadata,
+        try Safetensors.write(
+            [("z.last", a), ("a.first", b)], metadata: metadata,
             to: url("m.safetensors"))
         let file = try SafetensorsFile(contentsOf: url("m.safetensors"))
         XCTAssertEqual(file.metadata, metadata)
@@ -110,7 +114,8 @@ final class RoundTripTests: XCTestCase {
     func testPNGRoundTripIsExact() throws {
         for channels in [1, 3, 4] {
             var rng = SystemRandomNumberGenerator()
-            let pixels = (0..<(5 * 7 * channels)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let pixels = (0..<(5 * 7 * channels)).map { _ in UInt8.random(in: 0...255, using: &rng)
+            }
             let image = Image(width: 7, height: 5, channels: channels, pixels: pixels)
             try ImageIO.write(image, to: url("i.png"))
             let back = try ImageIO.read(url("i.png"))
@@ -128,18 +133,21 @@ final class RoundTripTests: XCTestCase {
 
     func testPNG16BitGrayAndPaletteDecode() throws {
         // 16-bit gray, 2x1: 0x0000 and 0xFFFF become 0 and 255; 0x8080 becomes 128.
-        let gray16 = try makePNG(width: 3, height: 1, bitDepth: 16, colorType: 0,
+        let gray16 = try makePNG(
+            width: 3, height: 1, bitDepth: 16, colorType: 0,
             rows: [[0, 0, 0xFF, 0xFF, 0x80, 0x80]])
         let g = try ImageIO.decodePNG(ByteSlice(ByteBuffer(copying: gray16, name: "g16.png")))
         XCTAssertEqual(g.channels, 1)
         XCTAssertEqual(g.pixels, [0, 255, 128])
         // 16-bit RGB.
-        let rgb16 = try makePNG(width: 1, height: 1, bitDepth: 16, colorType: 2,
+        let rgb16 = try makePNG(
+            width: 1, height: 1, bitDepth: 16, colorType: 2,
             rows: [[0xFF, 0xFF, 0, 0, 0x80, 0x80]])
         let c = try ImageIO.decodePNG(ByteSlice(ByteBuffer(copying: rgb16, name: "c16.png")))
         XCTAssertEqual(c.pixels, [255, 0, 128])
         // Palette: indices 0, 1 -> red, blue.
-        let pal = try makePNG(width: 2, height: 1, bitDepth: 8, colorType: 3, rows: [[0, 1]],
+        let pal = try makePNG(
+            width: 2, height: 1, bitDepth: 8, colorType: 3, rows: [[0, 1]],
             palette: [255, 0, 0, 0, 0, 255])
         let p = try ImageIO.decodePNG(ByteSlice(ByteBuffer(copying: pal, name: "p.png")))
         XCTAssertEqual(p.channels, 3)
@@ -272,8 +280,10 @@ final class RoundTripTests: XCTestCase {
         let doubles: [Double] = [0.25, -1, 3]
         let zip = try torchZip(
             pickle: p.bytes,
-            storages: [("0", doubles.withUnsafeBytes { Array($0) }),
-                ("1", withUnsafeBytes(of: Int64(7).littleEndian, Array.init))],
+            storages: [
+                ("0", doubles.withUnsafeBytes { Array($0) }),
+                ("1", withUnsafeBytes(of: Int64(7).littleEndian, Array.init)),
+            ],
             prefix: "my_model", deflate: true)
         try Data(zip).write(to: url("c.pt"))
         let ckpt = try TorchCheckpoint(contentsOf: url("c.pt"))
