@@ -13,12 +13,8 @@ public final class TensorStorage: @unchecked Sendable {
     public init(count: Int) {
         precondition(count >= 0, "storage size must not be negative, got \(count)")
         self.count = count
-        var raw: UnsafeMutableRawPointer?
-        // 64-byte alignment lets oneDNN and the vector loops use aligned loads.
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("out of memory allocating \(bytes) bytes for a tensor")
-        }
+        let raw = BlockCache.allocate(bytes: bytes)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         MemoryStats.allocated(bytes: bytes)
     }
@@ -30,8 +26,9 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        MemoryStats.freed(bytes: max(count, 1) * MemoryLayout<Float>.stride)
-        free(pointer)
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        MemoryStats.freed(bytes: bytes)
+        BlockCache.release(UnsafeMutableRawPointer(pointer), bytes: bytes)
     }
 }
 
@@ -70,5 +67,80 @@ public enum MemoryStats {
         lock.lock()
         peakBytes = live
         lock.unlock()
+    }
+}
+
+/// Keeps large freed blocks for reuse by the next storage of the same size.
+///
+/// Models allocate the same large shapes on every run; without reuse each allocation is a
+/// fresh `mmap` whose pages the kernel must fault in and zero (about a tenth of a
+/// generator run). Blocks of at least 1 MiB are cached by exact (page-rounded) size, up
+/// to `limitBytes` in all (`ISFGAN_CACHE_MB`, default 512); beyond that they are freed.
+public enum BlockCache {
+    static let minimumBytes = 1 << 20
+    nonisolated(unsafe) public static var limitBytes: Int = {
+        if let s = ProcessInfo.processInfo.environment["ISFGAN_CACHE_MB"], let mb = Int(s), mb >= 0 {
+            return mb << 20
+        }
+        return 512 << 20
+    }()
+    nonisolated(unsafe) private static var blocks: [Int: [UnsafeMutableRawPointer]] = [:]
+    nonisolated(unsafe) private static var cached = 0
+    private static let lock = NSLock()
+
+    static func rounded(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
+
+    static func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= minimumBytes {
+            let size = rounded(bytes)
+            lock.lock()
+            if let p = blocks[size]?.popLast() {
+                cached -= size
+                lock.unlock()
+                return p
+            }
+            lock.unlock()
+            return alignedAllocate(size)
+        }
+        return alignedAllocate(bytes)
+    }
+
+    static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= minimumBytes {
+            let size = rounded(bytes)
+            lock.lock()
+            if cached + size <= limitBytes {
+                blocks[size, default: []].append(p)
+                cached += size
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        free(p)
+    }
+
+    /// Frees every cached block.
+    public static func trim() {
+        lock.lock()
+        for (_, list) in blocks { for p in list { free(p) } }
+        blocks = [:]
+        cached = 0
+        lock.unlock()
+    }
+
+    /// Bytes held in the cache now.
+    public static var cachedBytes: Int {
+        lock.lock(); defer { lock.unlock() }
+        return cached
+    }
+
+    private static func alignedAllocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        var raw: UnsafeMutableRawPointer?
+        // 64-byte alignment lets oneDNN and the vector loops use aligned loads.
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating \(bytes) bytes for a tensor")
+        }
+        return raw
     }
 }

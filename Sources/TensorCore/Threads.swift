@@ -28,7 +28,11 @@ public enum Threads {
 
     /// Runs `body` over `0..<total` split into at most `count` contiguous ranges of at
     /// least `grain` items; serial when the work is small.
-    @inlinable
+    ///
+    /// The pieces run on libgomp's thread team (the one oneDNN uses) when libgomp is
+    /// loaded: with a second pool of threads, OpenMP's workers would still be spinning
+    /// after each oneDNN call while ours try to run, and on two cores the two pools
+    /// would take turns. Dispatch is the fallback.
     public static func parallelFor(
         _ total: Int, grain: Int = 1, _ body: (Range<Int>) -> Void
     ) {
@@ -39,11 +43,63 @@ public enum Threads {
             return
         }
         withoutActuallyEscaping(body) { body in
+            if let omp = OpenMPTeam.shared {
+                var job = OpenMPTeam.Job(total: total, pieces: pieces, body: body)
+                withUnsafeMutablePointer(to: &job) { p in
+                    omp.parallel(OpenMPTeam.thunk, UnsafeMutableRawPointer(p), UInt32(pieces), 0)
+                }
+                return
+            }
             DispatchQueue.concurrentPerform(iterations: pieces) { p in
                 let lo = total * p / pieces
                 let hi = total * (p + 1) / pieces
                 if lo < hi { body(lo..<hi) }
             }
+        }
+    }
+}
+
+/// libgomp's team entry points, looked up at run time (libdnnl loads libgomp).
+struct OpenMPTeam {
+    typealias Thunk = @convention(c) (UnsafeMutableRawPointer?) -> Void
+    typealias Parallel = @convention(c) (Thunk, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void
+    typealias IntGetter = @convention(c) () -> Int32
+
+    let parallel: Parallel
+    let threadNumber: IntGetter
+    let teamSize: IntGetter
+
+    struct Job {
+        let total: Int
+        let pieces: Int
+        let body: (Range<Int>) -> Void
+    }
+
+    static let shared: OpenMPTeam? = {
+        guard ProcessInfo.processInfo.environment["ISFGAN_NO_OPENMP_POOL"] == nil,
+            let handle = dlopen(nil, RTLD_NOW),
+            let p = dlsym(handle, "GOMP_parallel"),
+            let t = dlsym(handle, "omp_get_thread_num"),
+            let n = dlsym(handle, "omp_get_num_threads")
+        else { return nil }
+        return OpenMPTeam(
+            parallel: unsafeBitCast(p, to: Parallel.self),
+            threadNumber: unsafeBitCast(t, to: IntGetter.self),
+            teamSize: unsafeBitCast(n, to: IntGetter.self))
+    }()
+
+    /// Each team member takes pieces t, t + T, t + 2T, … (the team may be smaller than
+    /// asked for).
+    static let thunk: Thunk = { raw in
+        guard let raw, let team = OpenMPTeam.shared else { return }
+        let job = raw.assumingMemoryBound(to: Job.self).pointee
+        let size = max(Int(team.teamSize()), 1)
+        var p = Int(team.threadNumber())
+        while p < job.pieces {
+            let lo = job.total * p / job.pieces
+            let hi = job.total * (p + 1) / job.pieces
+            if lo < hi { job.body(lo..<hi) }
+            p += size
         }
     }
 }
