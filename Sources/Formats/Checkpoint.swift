@@ -298,26 +298,25 @@ public struct TorchCheckpoint: @unchecked Sendable {
                 return try persistent(&u, pid)
             }
             position += u.position
-            // Keep only the result; the memo and stack go now (without recursion).
-            u.release()
+            // The caller frees the graph with `u.release(v)` once done with `v`.
             return (v, u)
         }
-        let (magic, _) = try next()
-        defer { Unpickler.dismantle([magic]) }
+        var (magic, magicPickle) = try next()
+        defer { magicPickle.release(magic) }
         guard case .bigInt(let m) = magic, m == legacyMagic else {
             throw FormatError(
                 .badMagic, file: name,
                 "a pickle, but not a torch.save file (no legacy magic number)")
         }
-        let (protocolVersion, _) = try next()
-        defer { Unpickler.dismantle([protocolVersion]) }
+        var (protocolVersion, protocolVersionPickle) = try next()
+        defer { protocolVersionPickle.release(protocolVersion) }
         guard case .int(1001) = protocolVersion else {
             throw FormatError(
                 .unsupported, file: name,
                 "legacy torch.save protocol \(protocolVersion.typeName) (only 1001 is read)")
         }
-        let (info, _) = try next()
-        defer { Unpickler.dismantle([info]) }
+        var (info, infoPickle) = try next()
+        defer { infoPickle.release(info) }
         if case .dict(let d) = info, let i = d.index[.string("little_endian")],
             case .bool(false) = d.values[i]
         {
@@ -325,8 +324,8 @@ public struct TorchCheckpoint: @unchecked Sendable {
         }
         var (object, objectPickle) = try next(Unpickler.torchPersistentLoad)
         defer { objectPickle.release(object) }
-        let (keysObject, _) = try next()
-        defer { Unpickler.dismantle([keysObject]) }
+        var (keysObject, keysObjectPickle) = try next()
+        defer { keysObjectPickle.release(keysObject) }
         guard case .list(let keyList) = keysObject else {
             throw FormatError(
                 .corrupt, file: name, at: "offset \(position)",

