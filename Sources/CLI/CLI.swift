@@ -42,6 +42,9 @@ public enum CLI {
         GenerateCommand.self,
         InspectCommand.self,
         BenchCommand.self,
+        EditCommand.self,
+        InterpolateCommand.self,
+        SampleCommand.self,
         VersionCommand.self,
     ]
 

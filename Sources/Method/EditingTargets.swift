@@ -178,9 +178,11 @@ public struct AttributeLabelFile {
         var found: [Int] = []
         var missing: [String] = []
         for name in attributes.names {
-            let aliases = [name.lowercased()]
-                + AttributeNames.officialAliases.filter { $0.value == name }.map(\.key)
-            if let i = lowered.firstIndex(where: { aliases.contains($0) }) {
+            // The exact name first, then the official aliases (Male for Gender, …).
+            let aliases = AttributeNames.officialAliases.filter { $0.value == name }.map(\.key)
+            if let i = lowered.firstIndex(of: name.lowercased())
+                ?? lowered.firstIndex(where: { aliases.contains($0) })
+            {
                 found.append(i)
             } else {
                 missing.append(name)

@@ -84,7 +84,7 @@ public struct ISFFile {
             metadata[Key.training] = trainingSettings
         }
         try Safetensors.write(
-            network.stateDict(prefix: ISFFile.keyPrefix), metadata: metadata, to: url)
+            network.stateDict(prefix: ISFNetwork.checkpointKey), metadata: metadata, to: url)
     }
 
     /// Reads an ISF file written by ``write(to:)``; the network comes back frozen.
