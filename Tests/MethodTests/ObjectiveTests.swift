@@ -1,0 +1,260 @@
+import Formats
+import Foundation
+import Layers
+import Models
+import TensorCore
+import TestSupport
+import XCTest
+
+@testable import Method
+
+/// ‖a − b‖ / ‖b‖ over all elements, in Double.
+private func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+    var diff = 0.0, ref = 0.0
+    for (x, y) in zip(a.contiguous().scalars, b.contiguous().scalars) {
+        diff += Double(x - y) * Double(x - y)
+        ref += Double(y) * Double(y)
+    }
+    return (diff / max(ref, 1e-300)).squareRoot()
+}
+
+/// The official ISF-GAN training objective replayed on `losses-small` (a 256 px reduced
+/// generator, the cat2dog ISF, a 256 px discriminator with max width 64 and LPIPS with a
+/// random AlexNet backbone), plus the settings and the diversity decay.
+final class ObjectiveTests: XCTestCase {
+    let dir = "losses-small"
+
+    func npy(_ name: String) throws -> Tensor {
+        try NumPy.readTensor(try Fixtures.url("\(dir)/\(name).npy"))
+    }
+
+    struct Setup {
+        var objective: ISFObjective
+        var generator: StyleGAN2Generator
+        var batch: TrainingBatch
+    }
+
+    func setUpFixture() throws -> Setup {
+        let g = try GeneratorFile.loadStyleGAN2(try Fixtures.url("\(dir)/generator.pt"))
+        let isf = try ISFNetwork.load(
+            checkpoint: try Fixtures.url("isf-mapnet/cat2dog/000001_nets_ema.ckpt"))
+        isf.setTrainable(true)
+        let d = try Discriminator.load(checkpoint: try Fixtures.url("\(dir)/000001_nets.ckpt"))
+        let lpips = try LPIPS.load(contentsOf: try Fixtures.url("lpips/alex/lpips_alex_rand.pt"))
+        let settings = ObjectiveSettings()
+        XCTAssertEqual(settings.positiveWeights, try npy("pos_weight").scalars)
+        let objective = try ISFObjective(
+            generator: g, isf: isf, discriminator: d, perceptual: lpips, settings: settings)
+        let batch = TrainingBatch(
+            images: try npy("img_src"), codes: try npy("lat"),
+            sourceLabels: try npy("lab_src"), targetLabels: try npy("lab_trg"))
+        return Setup(objective: objective, generator: g, batch: batch)
+    }
+
+    /// Every term of the ISF step, its intermediates and the saved gradients.
+    ///
+    /// Tolerances: losses 1e-4 relative, gradients 1e-3 relative in norm (the issue's
+    /// bars). The reference's own run-to-run spread with another thread count is up to
+    /// 1.5e-5 absolute on these values, so summation order alone stays well inside.
+    func testISFStepMatchesReference() throws {
+        let s = try setUpFixture()
+        let draws = ISFDraws(
+            z: [try npy("rndz_0"), try npy("rndz_1"), try npy("rndz_2")],
+            noise: [.constant, .constant, .constant])
+        let terms = try s.objective.isfLoss(s.batch, draws: draws)
+
+        let intermediates: [(String, Tensor)] = [
+            ("lat_out", terms.editedCodes), ("lat_cyc", terms.cycleCodes),
+            ("lat_out2", terms.secondCodes), ("img_trg", terms.editedImages),
+            ("img_src_cyc", terms.cycleImages), ("img_trg2", terms.secondImages),
+            ("fake_cls", terms.fakeAttributes), ("fake_out", terms.fakeRealism),
+        ]
+        for (name, value) in intermediates {
+            let e = relativeError(value, try npy(name))
+            print("losses-small \(name): relative error \(e)")
+            XCTAssertLessThan(e, 1e-4, name)
+        }
+        let losses: [(String, Tensor)] = [
+            ("loss_cls", terms.classification), ("loss_adv", terms.adversarial),
+            ("loss_lat_cyc", terms.latentCycle), ("loss_src_cyc", terms.imageCycle),
+            ("loss_nb", terms.neighbour), ("loss_ds", terms.diversity),
+            ("loss_lpips", terms.perceptual), ("loss_lpips_cyc", terms.perceptualCycle),
+            ("g_loss", terms.total),
+        ]
+        for (name, value) in losses {
+            let e = relativeError(value, try npy(name))
+            print("losses-small \(name): \(value.item), relative error \(e)")
+            XCTAssertLessThan(e, 1e-4, name)
+        }
+
+        s.objective.isf.zeroGrad()
+        terms.total.backward()
+        let params = Dictionary(
+            uniqueKeysWithValues: s.objective.isf.namedParameters().map { ($0.key, $0.parameter) })
+        let gradients: [(String, String)] = [
+            ("grad_mapnet_shared0_weight", "w_net.z_net.shared.0.weight"),
+            ("grad_mapnet_shared0_bias", "w_net.z_net.shared.0.bias"),
+            ("grad_mapnet_adain_fc_bias", "w_net.adain.fc.bias"),
+            ("grad_mapnet_fc_last_bias", "w_net.fc.7.bias"),
+        ]
+        for (file, key) in gradients {
+            let g = try XCTUnwrap(params[key]?.grad, key)
+            let e = relativeError(g, try npy(file))
+            print("losses-small \(file): relative error \(e)")
+            XCTAssertLessThan(e, 1e-3, file)
+        }
+        var sumSquares = 0.0
+        for (_, p) in params { for v in (p.grad?.scalars ?? []) { sumSquares += Double(v * v) } }
+        let norm = Tensor(shape: [1], [Float(sumSquares.squareRoot())])
+        let eNorm = relativeError(norm, try npy("grad_mapnet_total_norm"))
+        print("losses-small grad_mapnet_total_norm: \(norm.item), relative error \(eNorm)")
+        XCTAssertLessThan(eNorm, 1e-3)
+
+        // Only the ISF learns: the generator and the discriminator got no weight gradients,
+        // and the discriminator is trainable again for its own step.
+        XCTAssertTrue(s.generator.namedParameters().allSatisfy { $0.parameter.grad == nil })
+        let dParams = s.objective.discriminator.namedParameters().map(\.parameter)
+        XCTAssertTrue(dParams.allSatisfy { $0.grad == nil })
+        XCTAssertTrue(dParams.allSatisfy(\.isTrainable))
+    }
+
+    /// Every term of the discriminator step and the first convolution's weight gradient.
+    func testDiscriminatorStepMatchesReference() throws {
+        let s = try setUpFixture()
+        let draws = DiscriminatorDraws(z: try npy("d_rndz_0"), noise: .constant)
+        let terms = try s.objective.discriminatorLoss(s.batch, draws: draws)
+        let losses: [(String, Tensor)] = [
+            ("d_loss_cls", terms.classification), ("d_loss_adv_real", terms.realismReal),
+            ("d_loss_adv_fake", terms.realismFake), ("d_loss_r1", terms.r1),
+            ("d_loss", terms.total),
+        ]
+        for (name, value) in losses {
+            let e = relativeError(value, try npy(name))
+            print("losses-small \(name): \(value.item), relative error \(e)")
+            XCTAssertLessThan(e, 1e-4, name)
+        }
+        s.objective.discriminator.zeroGrad()
+        terms.total.backward()
+        let stem = s.objective.discriminator.namedParameters().first { $0.key == "main.0.weight" }
+        let g = try XCTUnwrap(stem?.parameter.grad)
+        let e = relativeError(g, try npy("grad_d_main0_weight"))
+        print("losses-small grad_d_main0_weight: relative error \(e)")
+        XCTAssertLessThan(e, 1e-3)
+        // The ISF and the generator ran without recording.
+        XCTAssertTrue(s.objective.isf.namedParameters().allSatisfy { $0.parameter.grad == nil })
+        XCTAssertTrue(s.generator.namedParameters().allSatisfy { $0.parameter.grad == nil })
+    }
+
+    /// Times one discriminator step and one ISF step (forward and backward each) on the
+    /// losses-small configuration; prints the numbers for the benchmark record.
+    func testStepTime() throws {
+        let s = try setUpFixture()
+        var rng = RandomGenerator(seed: 1)
+        func step() throws {
+            let dDraws = DiscriminatorDraws.sample(batch: 2, randomWidth: 64, generator: &rng)
+            let dTerms = try s.objective.discriminatorLoss(s.batch, draws: dDraws)
+            s.objective.discriminator.zeroGrad()
+            dTerms.total.backward()
+            let draws = ISFDraws.sample(batch: 2, randomWidth: 64, generator: &rng)
+            let terms = try s.objective.isfLoss(s.batch, draws: draws)
+            s.objective.isf.zeroGrad()
+            terms.total.backward()
+            XCTAssertTrue(terms.total.item.isFinite)
+        }
+        try step()  // warm-up: primitive caches
+        var times: [Double] = []
+        for _ in 0..<2 {
+            let start = Date()
+            try step()
+            times.append(Date().timeIntervalSince(start))
+        }
+        print(
+            "losses-small: one D step + one ISF step (forward + backward): "
+                + "\(times.map { String(format: "%.3f s", $0) }), threads \(Threads.count)")
+    }
+
+    /// The diversity weight: constant by default, linear decay to zero when asked.
+    func testDiversityDecay() {
+        var settings = ObjectiveSettings()
+        XCTAssertEqual(settings.diversityWeight(step: 0), 2)
+        XCTAssertEqual(settings.diversityWeight(step: 1_000_000), 2)
+        settings.diversityDecaySteps = 100
+        XCTAssertEqual(settings.diversityWeight(step: 0), 2)
+        XCTAssertEqual(settings.diversityWeight(step: 25), 1.5, accuracy: 1e-6)
+        XCTAssertEqual(settings.diversityWeight(step: 100), 0)
+        XCTAssertEqual(settings.diversityWeight(step: 150), 0)
+    }
+
+    /// The settings round-trip through JSON with the official defaults, and bad ones
+    /// are refused with the setting's name.
+    func testSettings() throws {
+        let settings = ObjectiveSettings()
+        XCTAssertEqual(settings.classification, 2)
+        XCTAssertEqual(settings.r1, 1)
+        XCTAssertEqual(settings.r1Target, .attributes)
+        XCTAssertEqual(settings.latentCycle, 1)
+        XCTAssertEqual(settings.imageCycle, 1)
+        XCTAssertEqual(settings.diversity, 2)
+        XCTAssertNil(settings.diversityDecaySteps)
+        XCTAssertEqual(settings.neighbour, 0.01)
+        XCTAssertEqual(settings.perceptual, 1)
+        XCTAssertEqual(settings.perceptualCycle, 1)
+        let data = try JSONEncoder().encode(settings)
+        XCTAssertEqual(try JSONDecoder().decode(ObjectiveSettings.self, from: data), settings)
+        XCTAssertThrowsError(try settings.validate(attributes: 3)) {
+            XCTAssertTrue("\($0)".contains("positiveWeights"), "\($0)")
+        }
+        var bad = settings
+        bad.diversityDecaySteps = 0
+        XCTAssertThrowsError(try bad.validate(attributes: 4)) {
+            XCTAssertTrue("\($0)".contains("diversityDecaySteps"), "\($0)")
+        }
+    }
+
+    /// Without a perceptual network the two LPIPS terms are zero and the rest runs; the
+    /// diversity term enters with a minus sign and R1 may target the realism output.
+    func testSmallRunWithoutPerceptual() throws {
+        let g = try GeneratorFile.loadStyleGAN2(
+            try Fixtures.url("stylegan2-tiny/stylegan2-tiny.pt"))
+        var config = ISFConfig(layers: g.codeLayers, attributes: 2, codeWidth: g.codeWidth)
+        config.latentType = .wp
+        let isf = ISFNetwork(config, seed: 3)
+        let d = Discriminator(
+            DiscriminatorConfig(imageSize: 16, attributes: 2, maxWidth: 8), seed: 4)
+        var settings = ObjectiveSettings()
+        settings.positiveWeights = nil
+        settings.r1Target = .realism
+        let objective = try ISFObjective(
+            generator: g, isf: isf, discriminator: d, perceptual: nil, settings: settings)
+        var rng = RandomGenerator(seed: 9)
+        let codes = g.sampleCodes(count: 2, generator: &rng)
+        let images = GradMode.withoutGradients { objective.render(codes, noise: .constant) }
+        XCTAssertEqual(images.shape, [2, 3, 16, 16], "32 px output area-averaged to 16 px")
+        let batch = TrainingBatch(
+            images: images, codes: codes, sourceLabels: Tensor(shape: [2, 2], [1, 0, 0, 1]),
+            targetLabels: Tensor(shape: [2, 2], [0, 1, 1, 1]))
+        let terms = try objective.isfLoss(
+            batch, draws: ISFDraws.sample(batch: 2, randomWidth: 64, generator: &rng))
+        XCTAssertEqual(terms.perceptual.item, 0)
+        XCTAssertEqual(terms.perceptualCycle.item, 0)
+        let rebuilt =
+            terms.classification + terms.adversarial + terms.latentCycle
+            + terms.imageCycle + terms.neighbour - terms.diversity
+        XCTAssertEqual(terms.total.item, rebuilt.item, accuracy: 1e-5 * abs(rebuilt.item))
+        XCTAssertGreaterThan(terms.diversity.item, 0)
+        terms.total.backward()
+        XCTAssertTrue(isf.trainableParameters.allSatisfy { $0.grad != nil })
+        let dTerms = try objective.discriminatorLoss(
+            batch, draws: DiscriminatorDraws.sample(batch: 2, randomWidth: 64, generator: &rng))
+        let input = images.requiringGrad()
+        let expectedR1 = Discriminator.r1Penalty(output: try d(input).realism, input: input)
+        XCTAssertEqual(dTerms.r1.item, expectedR1.item, accuracy: 1e-6 + 1e-4 * expectedR1.item)
+        XCTAssertThrowsError(
+            try objective.isfLoss(
+                TrainingBatch(
+                    images: images, codes: codes, sourceLabels: batch.sourceLabels,
+                    targetLabels: Tensor.zeros([2, 3])),
+                draws: ISFDraws.sample(batch: 2, randomWidth: 64, generator: &rng))
+        ) { XCTAssertTrue("\($0)".contains("target labels"), "\($0)") }
+    }
+}
