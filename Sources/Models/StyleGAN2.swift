@@ -198,10 +198,19 @@ final class ModulatedConv2d: Module {
 
     /// x [N, I, H, W], w [N, styleDim] → [N, O, H', W'].
     func callAsFunction(_ x: Tensor, _ w: Tensor, form: ModulationForm) -> Tensor {
+        let (out, d) = forward(x, w, form: form)
+        return d.map { out * $0.reshaped([out.shape[0], outChannels, 1, 1]) } ?? out
+    }
+
+    /// The convolution with the demodulation factors d [N, O] still to apply (nil when
+    /// they are already in the weights), so that a caller can fold them into its
+    /// epilogue. Blurring commutes with the per-channel factor, so it happens first.
+    func forward(_ x: Tensor, _ w: Tensor, form: ModulationForm) -> (Tensor, Tensor?) {
         let n = x.shape[0], h = x.shape[2], wd = x.shape[3]
         let (i, o, k) = (inChannels, outChannels, kernelSize)
         let style = modulation(w)  // [N, I]
         var out: Tensor
+        var demod: Tensor?
         switch form {
         case .grouped:
             var wt = weight.value * scale * style.reshaped([n, 1, i, 1, 1])  // [N, O, I, k, k]
@@ -228,15 +237,14 @@ final class ModulatedConv2d: Module {
             }
             if demodulate {
                 let wsq = ws.squared().sum(axes: [2, 3])  // [O, I]
-                let d = (Tensor.matmul(style.squared(), wsq.transposed(0, 1)) + demodulationEpsilon)
+                demod = (Tensor.matmul(style.squared(), wsq.transposed(0, 1)) + demodulationEpsilon)
                     .rsqrt()  // [N, O]
-                out = out * d.reshaped([n, o, 1, 1])
             }
         }
         if let blur {
             out = out.upfirdn2d(kernel: blur.kernel.value, pad: (1, 1))
         }
-        return out
+        return (out, demod)
     }
 }
 
@@ -268,9 +276,10 @@ final class StyledConv: Module {
     }
 
     func callAsFunction(_ x: Tensor, _ w: Tensor, noise map: Tensor?, form: ModulationForm) -> Tensor {
-        var out = conv(x, w, form: form)
-        if let map { out = out + noise.weight.value * map }
-        return fusedLeakyRelu(out, bias: activateBias.value)
+        let (out, demod) = conv.forward(x, w, form: form)
+        return Tensor.scaledNoisyLeakyRelu(
+            out, scale: demod, noise: map, noiseWeight: map == nil ? nil : noise.weight.value,
+            bias: activateBias.value, slope: leakySlope, gain: activationGain)
     }
 }
 
