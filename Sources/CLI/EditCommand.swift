@@ -53,7 +53,8 @@ struct EditSession {
             "W+ rows copied back from the source after the edit: none, official (the "
                 + "authors' per-attribute rows; 18-layer generators only) or ranges such as "
                 + "0-3,8-17 (inclusive)", default: "none"),
-        .value("noise", "MODE", "noise inputs: const (stored maps), random or zero", default: "const"),
+        .value(
+            "noise", "MODE", "noise inputs: const (stored maps), random or zero", default: "const"),
         .value("noise-seed", "N", "seed for --noise random", default: "0"),
         .value("batch", "N", "codes per generator run", default: "4"),
     ]
@@ -121,8 +122,9 @@ struct EditSession {
             }
             let center = sg.latentAverage ?? GradMode.withoutGradients { sg.meanLatent() }
             if sg.latentAverage == nil {
-                console.warn("the checkpoint has no latent_avg; truncating towards the mean "
-                    + "of 10 000 mapped z (seed 0)")
+                console.warn(
+                    "the checkpoint has no latent_avg; truncating towards the mean "
+                        + "of 10 000 mapped z (seed 0)")
             }
             all = sg.truncate(all, psi: psi, center: center)
         }
@@ -160,7 +162,9 @@ struct EditSession {
                         + "comma-separated values (\(names.names.joined(separator: ", ")))")
             }
             let row = parts.map { $0! }
-            return Tensor(shape: [inputs, attributeCount], Array(repeating: row, count: inputs).flatMap { $0 })
+            return Tensor(
+                shape: [inputs, attributeCount], Array(repeating: row, count: inputs).flatMap { $0 }
+            )
         }
         if let path = args.string("labels") {
             let file = try AttributeLabelFile(contentsOf: URL(fileURLWithPath: path))
@@ -320,6 +324,7 @@ struct EditCommand: Subcommand {
         }
         if let p = args.string("save-raw") { try NumPy.write(images, to: URL(fileURLWithPath: p)) }
         try writeImages(flat, to: out, grid: true, columns: 1 + s)
-        console.err("wrote \(n) input\(n == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")
+        console.err(
+            "wrote \(n) input\(n == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")
     }
 }

@@ -38,7 +38,8 @@ struct InterpolateCommand: Subcommand {
             .value(
                 "gif", "FILE", "where to write the GIF (default: OUT/interpolation.gif)"),
             .value(
-                "save-latents", "FILE", "write the frames' codes, steps × layers × width .npy "
+                "save-latents", "FILE",
+                "write the frames' codes, steps × layers × width .npy "
                     + "(default: none)"),
         ]
 
@@ -94,10 +95,13 @@ struct InterpolateCommand: Subcommand {
         progress.finish()
 
         let frames = (0..<steps).map { Image(tensor: images.slice(0, $0..<($0 + 1))) }
-        let gif = args.string("gif").map { URL(fileURLWithPath: $0) }
+        let gif =
+            args.string("gif").map { URL(fileURLWithPath: $0) }
             ?? out.appendingPathComponent("interpolation.gif")
         let gifBytes = try GIF.encode(frames, delay: delay, name: gif.path)
-        if let p = args.string("save-latents") { try NumPy.write(codes, to: URL(fileURLWithPath: p)) }
+        if let p = args.string("save-latents") {
+            try NumPy.write(codes, to: URL(fileURLWithPath: p))
+        }
         try writeImages(images, to: out, grid: false)
         try AtomicFile.write(gifBytes, to: gif)
         console.err("wrote \(steps) frames and \(gif.lastPathComponent) to \(out.path)")

@@ -78,8 +78,9 @@ struct SampleCommand: Subcommand {
             targets = t
         } else {
             guard let labels else {
-                throw UsageError("isfgan sample: --target changes the source labels: give "
-                    + "--source or --labels")
+                throw UsageError(
+                    "isfgan sample: --target changes the source labels: give "
+                        + "--source or --labels")
             }
             var rows: [Float] = []
             for text in targetTexts {
@@ -119,6 +120,7 @@ struct SampleCommand: Subcommand {
             try NumPy.write(result.images, to: URL(fileURLWithPath: p))
         }
         try writeImages(flat, to: out, grid: true, columns: 1 + s)
-        console.err("wrote \(t) target\(t == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")
+        console.err(
+            "wrote \(t) target\(t == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")
     }
 }

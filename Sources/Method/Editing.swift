@@ -109,7 +109,8 @@ public final class Editor {
                     + describe([layers, width]))
         }
         let s = z.shape.first ?? 0
-        let targets = target.rank == 1 ? target.unsqueezed(0).expanded(to: [s, target.count]) : target
+        let targets =
+            target.rank == 1 ? target.unsqueezed(0).expanded(to: [s, target.count]) : target
         return try GradMode.withoutGradients {
             let c = isf.config
             if c.latentType == .wp {
@@ -320,7 +321,8 @@ public enum LatentFile {
     public static func randomVectors(
         _ raw: Tensor, inputs n: Int, styles s: Int?, width rnd: Int, file: String
     ) throws -> Tensor {
-        let want = "(\(n), \(s.map(String.init) ?? "S"), \(rnd)) or "
+        let want =
+            "(\(n), \(s.map(String.init) ?? "S"), \(rnd)) or "
             + "(\(s.map(String.init) ?? "S"), \(rnd))"
         func refuse() -> EditError {
             EditError("\(file) has shape \(describe(raw.shape)); --z takes \(want)")

@@ -54,8 +54,9 @@ public struct AttributeNames: Equatable, Sendable {
             }
             let lowered = given.map { $0.lowercased() }
             guard Set(lowered).count == lowered.count, !lowered.contains("") else {
-                throw EditError("--attributes has an empty or repeated name: "
-                    + given.joined(separator: ", "))
+                throw EditError(
+                    "--attributes has an empty or repeated name: "
+                        + given.joined(separator: ", "))
             }
             return AttributeNames(given)
         }
@@ -163,7 +164,8 @@ public struct AttributeLabelFile {
         do {
             text = try String(contentsOf: url, encoding: .utf8)
         } catch {
-            throw EditError("\(url.path): cannot read the label file (\(error.localizedDescription))")
+            throw EditError(
+                "\(url.path): cannot read the label file (\(error.localizedDescription))")
         }
         try self.init(text: text, file: url.path)
     }

@@ -263,7 +263,8 @@ public enum SHA256 {
             var w = [UInt32](repeating: 0, count: 64)
             for t in 0..<16 {
                 let b = block + 4 * t
-                w[t] = UInt32(b.load(as: UInt8.self)) << 24
+                w[t] =
+                    UInt32(b.load(as: UInt8.self)) << 24
                     | UInt32(b.load(fromByteOffset: 1, as: UInt8.self)) << 16
                     | UInt32(b.load(fromByteOffset: 2, as: UInt8.self)) << 8
                     | UInt32(b.load(fromByteOffset: 3, as: UInt8.self))

@@ -107,16 +107,19 @@ final class EditCommandTests: XCTestCase {
             let r = runCLI([command, "--help"])
             XCTAssertEqual(r.status, 0)
             XCTAssertTrue(r.out.contains("whatever the training labels meant"), command)
-            for option in ["--generator", "--isf", "--latents", "--keep-layers", "--seed",
-                "--z", "--out", "--noise", "--batch", "--attributes", "--source", "--labels"]
-            {
+            for option in [
+                "--generator", "--isf", "--latents", "--keep-layers", "--seed",
+                "--z", "--out", "--noise", "--batch", "--attributes", "--source", "--labels",
+            ] {
                 XCTAssertTrue(r.out.contains(option + " "), "\(command) help lacks \(option)")
             }
             // Every option line but --help states a default.
             let lines = r.out.split(separator: "\n").filter { $0.hasPrefix("  --") }
-            for line in lines where !["--help", "--threads", "--out", "--generator ", "--isf",
-                "--latents", "--attribute "].contains(where: { line.contains($0) })
-            {
+            for line in lines
+            where ![
+                "--help", "--threads", "--out", "--generator ", "--isf",
+                "--latents", "--attribute ",
+            ].contains(where: { line.contains($0) }) {
                 XCTAssertTrue(line.contains("default"), "\(command): \(line)")
             }
         }
@@ -134,19 +137,26 @@ final class EditCommandTests: XCTestCase {
         let r = runCLI(args)
         XCTAssertNotEqual(r.status, 0, "expected a failure", file: file, line: line)
         for m in mentions {
-            XCTAssertTrue(r.err.contains(m), "message lacks '\(m)': \(r.err)", file: file, line: line)
+            XCTAssertTrue(
+                r.err.contains(m), "message lacks '\(m)': \(r.err)", file: file, line: line)
         }
         XCTAssertFalse(exists(out), "a failed run left \(out.path)", file: file, line: line)
-        let left = (try? FileManager.default.contentsOfDirectory(atPath: out.deletingLastPathComponent().path)) ?? []
-        XCTAssertFalse(left.contains { $0.hasPrefix("out") || $0.hasPrefix(".out") }, "\(left)", file: file, line: line)
+        let left =
+            (try? FileManager.default.contentsOfDirectory(
+                atPath: out.deletingLastPathComponent().path)) ?? []
+        XCTAssertFalse(
+            left.contains { $0.hasPrefix("out") || $0.hasPrefix(".out") }, "\(left)", file: file,
+            line: line)
     }
 
     func testUnknownAttributeListsTheKnownOnes() throws {
         let s = try setup()
         let out = s.tmp.appendingPathComponent("out.png")
         assertFails(
-            ["edit"] + base(s) + ["--source", "1,0,0,1", "--set", "beard=1", "--out", out.path,
-                "--save-latents", s.tmp.appendingPathComponent("out.npy").path],
+            ["edit"] + base(s) + [
+                "--source", "1,0,0,1", "--set", "beard=1", "--out", out.path,
+                "--save-latents", s.tmp.appendingPathComponent("out.npy").path,
+            ],
             out, mentions: ["beard", "Gender", "Glasses", "Age", "Expression"])
     }
 
@@ -156,8 +166,10 @@ final class EditCommandTests: XCTestCase {
         try NumPy.write(Tensor.zeros([2, 18, 512]), to: bad)
         let out = s.tmp.appendingPathComponent("out.png")
         assertFails(
-            ["edit"] + base(s, latents: bad.path) + ["--source", "1,0,0,1", "--set", "age=1",
-                "--out", out.path],
+            ["edit"] + base(s, latents: bad.path) + [
+                "--source", "1,0,0,1", "--set", "age=1",
+                "--out", out.path,
+            ],
             out, mentions: ["[2, 18, 512]", "(N, 14, 512)"])
     }
 
@@ -165,8 +177,10 @@ final class EditCommandTests: XCTestCase {
         let s = try setup()
         let out = s.tmp.appendingPathComponent("out.png")
         assertFails(
-            ["edit"] + base(s) + ["--source", "1,0,0,1", "--set", "age=1", "--keep-layers",
-                "official", "--out", out.path],
+            ["edit"] + base(s) + [
+                "--source", "1,0,0,1", "--set", "age=1", "--keep-layers",
+                "official", "--out", out.path,
+            ],
             out, mentions: ["official", "18", "14"])
     }
 
@@ -182,8 +196,10 @@ final class EditCommandTests: XCTestCase {
             out, mentions: [labels.path, "1 label row", "input 1"])
         // The same file serves input 0.
         let ok = runCLI(
-            ["edit"] + base(s) + ["--index", "0", "--labels", labels.path, "--set", "age=1",
-                "--styles", "1", "--out", out.path])
+            ["edit"] + base(s) + [
+                "--index", "0", "--labels", labels.path, "--set", "age=1",
+                "--styles", "1", "--out", out.path,
+            ])
         XCTAssertEqual(ok.status, 0, ok.err)
         XCTAssertTrue(exists(out))
     }
@@ -192,8 +208,10 @@ final class EditCommandTests: XCTestCase {
         let s = try setup()
         let out = s.tmp.appendingPathComponent("out.png")
         assertFails(
-            ["edit"] + base(s) + ["--source", "1,0,0,1", "--set", "age=1", "--styles", "0",
-                "--out", out.path],
+            ["edit"] + base(s) + [
+                "--source", "1,0,0,1", "--set", "age=1", "--styles", "0",
+                "--out", out.path,
+            ],
             out, mentions: ["--styles"])
     }
 
@@ -214,8 +232,10 @@ final class EditCommandTests: XCTestCase {
         let out = s.tmp.appendingPathComponent("frames")
         let lat = s.tmp.appendingPathComponent("frames.npy")
         let r = runCLI(
-            ["interpolate"] + base(s) + ["--index", "0", "--source", "1,0,0,1", "--attribute",
-                "smile", "--steps", "3", "--out", out.path, "--save-latents", lat.path])
+            ["interpolate"] + base(s) + [
+                "--index", "0", "--source", "1,0,0,1", "--attribute",
+                "smile", "--steps", "3", "--out", out.path, "--save-latents", lat.path,
+            ])
         XCTAssertEqual(r.status, 0, r.err)
         for k in 0..<3 {
             XCTAssertTrue(exists(out.appendingPathComponent(String(format: "%06d.png", k))))
@@ -236,10 +256,12 @@ final class EditCommandTests: XCTestCase {
         let lat = s.tmp.appendingPathComponent("s.npy")
         let raw = s.tmp.appendingPathComponent("raw.npy")
         let r = runCLI(
-            ["sample"] + base(s) + ["--index", "1", "--source", "0,1,1,0", "--target",
+            ["sample"] + base(s) + [
+                "--index", "1", "--source", "0,1,1,0", "--target",
                 "gender=1", "--target", "male=1,eyeglasses=0", "--styles", "2",
                 "--out", s.tmp.appendingPathComponent("s.png").path, "--save-latents", lat.path,
-                "--save-raw", raw.path])
+                "--save-raw", raw.path,
+            ])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertEqual(try NumPy.readTensor(lat).shape, [2, 2, 14, 512])
         let images = try NumPy.readTensor(raw)

@@ -1,8 +1,7 @@
+import Formats
 import Foundation
 import TestSupport
 import XCTest
-
-import Formats
 
 /// The GIF writer, checked by a small independent decoder written here (block structure
 /// and LZW per the GIF89a specification).
@@ -71,7 +70,8 @@ final class GIFTests: XCTestCase {
                 XCTAssertEqual(p, b.count - 1, "bytes after the trailer", file: file, line: line)
                 return d
             default:
-                XCTFail("unexpected block 0x\(String(b[p], radix: 16)) at \(p)", file: file, line: line)
+                XCTFail(
+                    "unexpected block 0x\(String(b[p], radix: 16)) at \(p)", file: file, line: line)
                 return d
             }
         }
@@ -140,9 +140,9 @@ final class GIFTests: XCTestCase {
         return Image(width: width, height: height, channels: 3, pixels: pixels)
     }
 
-    /// Up to 256 colours in all frames (150 + 56 + 1 here) round-trip exactly, with either palette mode; a
-    /// 160×160 frame of noise in 256 colours overflows the 4096-entry table several times,
-    /// which exercises the clear-code restart.
+    /// Up to 256 colours in all frames (150 + 56 + 1 here) round-trip exactly, with either
+    /// palette mode; a 160×160 frame of noise overflows the 4096-entry LZW table several
+    /// times, which exercises the clear-code restart.
     func testFewColoursRoundTripExactlyInBothPaletteModes() throws {
         let frames = [
             randomImage(width: 160, height: 160, colors: 150, seed: 1),

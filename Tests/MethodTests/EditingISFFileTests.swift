@@ -17,7 +17,8 @@ final class EditingISFFileTests: XCTestCase {
             SHA256.hexDigest(Array("abc".utf8)),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         XCTAssertEqual(
-            SHA256.hexDigest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+            SHA256.hexDigest(
+                Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
         XCTAssertEqual(
@@ -68,28 +69,36 @@ final class EditingISFFileTests: XCTestCase {
 
         // Mistakes in writing are refused with the file named.
         XCTAssertThrowsError(
-            try ISFFile(network: net, attributes: ["one"]).write(to: url)) {
-                XCTAssertTrue("\($0)".contains("1 attribute names"), "\($0)")
-            }
+            try ISFFile(network: net, attributes: ["one"]).write(to: url)
+        ) {
+            XCTAssertTrue("\($0)".contains("1 attribute names"), "\($0)")
+        }
         XCTAssertThrowsError(try ISFFile(network: net, generatorSHA256: "xyz").write(to: url))
         XCTAssertThrowsError(try ISFFile(network: net, trainingSettings: "[1]").write(to: url))
     }
 
     func testMalformedISFFilesAreRefusedWithTheEntryNamed() throws {
-        let net = ISFNetwork(ISFConfig(layers: 2, randomWidth: 8, attributes: 2, codeWidth: 12, innerWidth: 16), seed: 1)
+        let net = ISFNetwork(
+            ISFConfig(layers: 2, randomWidth: 8, attributes: 2, codeWidth: 12, innerWidth: 16),
+            seed: 1)
         let dir = temporaryDirectory("isfbad")
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("bad.safetensors")
         let tensors = net.stateDict(prefix: "mapnet")
-        let config = #"{"num_layers":2,"rnd_dim":8,"num_domains":2,"latent_dim":12,"#
+        let config =
+            #"{"num_layers":2,"rnd_dim":8,"num_domains":2,"latent_dim":12,"#
             + #""inner_dim":16,"pre_norm":true,"norm_type":"adaln","latent_type":"wp"}"#
         let cases: [([String: String], String)] = [
             ([:], "format"),
             (["format": "isfgan-isf", "format_version": "99", "isf_config": config], "newer"),
             (["format": "isfgan-isf", "format_version": "1"], "isf_config"),
             (["format": "isfgan-isf", "format_version": "1", "isf_config": "{}"], "isf_config"),
-            (["format": "isfgan-isf", "format_version": "1", "isf_config": config,
-              "attributes": #"["a"]"#], "attributes"),
+            (
+                [
+                    "format": "isfgan-isf", "format_version": "1", "isf_config": config,
+                    "attributes": #"["a"]"#,
+                ], "attributes"
+            ),
         ]
         for (meta, mention) in cases {
             try Safetensors.write(tensors, metadata: meta, to: url)
@@ -101,7 +110,8 @@ final class EditingISFFileTests: XCTestCase {
         // A config that does not fit the tensors: the state-dict error lists the keys.
         let wrong = config.replacingOccurrences(of: #""num_layers":2"#, with: #""num_layers":3"#)
         try Safetensors.write(
-            tensors, metadata: ["format": "isfgan-isf", "format_version": "1", "isf_config": wrong],
+            tensors,
+            metadata: ["format": "isfgan-isf", "format_version": "1", "isf_config": wrong],
             to: url)
         XCTAssertThrowsError(try ISFFile.read(url)) {
             XCTAssertTrue("\($0)".contains("unshared.2"), "\($0)")
@@ -125,7 +135,8 @@ final class EditingISFFileTests: XCTestCase {
             z: try NumPy.readTensor(dir.appendingPathComponent("rndz.npy")),
             targets: try NumPy.readTensor(dir.appendingPathComponent("labels.npy")))
         // The saved parity tolerance of the ISF: 1e-5 absolute.
-        assertClose(out, try NumPy.readTensor(dir.appendingPathComponent("out.npy")), atol: 1e-5, rtol: 0)
+        assertClose(
+            out, try NumPy.readTensor(dir.appendingPathComponent("out.npy")), atol: 1e-5, rtol: 0)
     }
 
     /// Prints the ISF forward time (14-branch cat2dog ISF, best of 20) for one code and for

@@ -48,11 +48,14 @@ final class EditingTests: XCTestCase {
                 XCTAssertTrue(text.contains(n), text)
             }
         }
-        let custom = try AttributeNames.resolve(given: ["cat", "dog"], recorded: ["a", "b"], count: 2)
+        let custom = try AttributeNames.resolve(
+            given: ["cat", "dog"], recorded: ["a", "b"], count: 2)
         XCTAssertEqual(custom.names, ["cat", "dog"])
         XCTAssertThrowsError(try custom.index(of: "male"), "aliases only for official names")
         XCTAssertThrowsError(try AttributeNames.resolve(given: ["a"], recorded: nil, count: 2))
-        XCTAssertEqual(try AttributeNames.resolve(given: nil, recorded: ["x", "y"], count: 2).names, ["x", "y"])
+        XCTAssertEqual(
+            try AttributeNames.resolve(given: nil, recorded: ["x", "y"], count: 2).names,
+            ["x", "y"])
         let sets = try names.assignments(["age=1", "smile = 0"])
         XCTAssertEqual(sets.map(\.index), [2, 3])
         XCTAssertEqual(sets.map(\.value), [1, 0])
@@ -90,7 +93,8 @@ final class EditingTests: XCTestCase {
         XCTAssertEqual(
             try positional.labels(rows: [0], attributes: AttributeNames(["cat", "dog"]), file: "f")
                 .scalars, [1, 0])
-        XCTAssertThrowsError(try file.labels(rows: [0], attributes: AttributeNames(["Beard"]), file: "f"))
+        XCTAssertThrowsError(
+            try file.labels(rows: [0], attributes: AttributeNames(["Beard"]), file: "f"))
     }
 
     func testKeepLayersPresetsAndRanges() throws {
@@ -102,13 +106,16 @@ final class EditingTests: XCTestCase {
         }
         let official = KeepLayers.official
         // Spec: Gender keeps 8..<18; Glasses keeps 0..<2 and 4..<18.
-        XCTAssertEqual(official.keptRows(changed: [0], layers: 18, attributes: names), Array(8..<18))
+        XCTAssertEqual(
+            official.keptRows(changed: [0], layers: 18, attributes: names), Array(8..<18))
         XCTAssertEqual(
             official.keptRows(changed: [1], layers: 18, attributes: names), [0, 1] + Array(4..<18))
         XCTAssertEqual(
-            official.keptRows(changed: [2], layers: 18, attributes: names), Array(0..<4) + Array(8..<18))
+            official.keptRows(changed: [2], layers: 18, attributes: names),
+            Array(0..<4) + Array(8..<18))
         XCTAssertEqual(
-            official.keptRows(changed: [3], layers: 18, attributes: names), Array(0..<4) + Array(6..<18))
+            official.keptRows(changed: [3], layers: 18, attributes: names),
+            Array(0..<4) + Array(6..<18))
         // Several attributes: the union of what they may change stays edited.
         XCTAssertEqual(
             official.keptRows(changed: [1, 3], layers: 18, attributes: names),
@@ -118,7 +125,8 @@ final class EditingTests: XCTestCase {
         XCTAssertThrowsError(try official.validate(layers: 14, attributes: names)) {
             XCTAssertTrue("\($0)".contains("14"), "\($0)")
         }
-        XCTAssertThrowsError(try official.validate(layers: 18, attributes: AttributeNames(["a", "b"])))
+        XCTAssertThrowsError(
+            try official.validate(layers: 18, attributes: AttributeNames(["a", "b"])))
         XCTAssertThrowsError(try KeepLayers.rows([14]).validate(layers: 14, attributes: names))
         XCTAssertNoThrow(try KeepLayers.rows([13]).validate(layers: 14, attributes: names))
     }
@@ -194,10 +202,14 @@ final class EditingTests: XCTestCase {
         let w = rng.normal([1, 12])
         let z = rng.normal([2, 8])
         let d = Tensor(shape: [3], [0, 1, 0])
-        let edited = try editor.editCodes(source: w.expanded(to: [5, 12]).contiguous(), z: z, target: d)
-        let direct = try wIsf(codes: w.expanded(to: [2, 12]).contiguous(), z: z, targets: d.unsqueezed(0).expanded(to: [2, 3]).contiguous())
+        let edited = try editor.editCodes(
+            source: w.expanded(to: [5, 12]).contiguous(), z: z, target: d)
+        let direct = try wIsf(
+            codes: w.expanded(to: [2, 12]).contiguous(), z: z,
+            targets: d.unsqueezed(0).expanded(to: [2, 3]).contiguous())
         for row in 0..<5 {
-            assertClose(edited.slice(1, row..<(row + 1)).reshaped([2, 12]), direct, atol: 0, rtol: 0)
+            assertClose(
+                edited.slice(1, row..<(row + 1)).reshaped([2, 12]), direct, atol: 0, rtol: 0)
         }
         XCTAssertThrowsError(try editor.editCodes(source: rng.normal([5, 12]), z: z, target: d))
 
@@ -226,25 +238,43 @@ final class EditingTests: XCTestCase {
 
     func testLatentFileShapes() throws {
         let g = CountingGenerator(layers: 5, width: 12)
-        XCTAssertEqual(try LatentFile.codes(Tensor.zeros([3, 5, 12]), space: nil, generator: g, file: "f").shape, [3, 5, 12])
-        XCTAssertEqual(try LatentFile.codes(Tensor.zeros([3, 1, 5, 12]), space: nil, generator: g, file: "f").shape, [3, 5, 12])
-        XCTAssertEqual(try LatentFile.codes(Tensor.zeros([5, 12]), space: nil, generator: g, file: "f").shape, [1, 5, 12])
+        XCTAssertEqual(
+            try LatentFile.codes(Tensor.zeros([3, 5, 12]), space: nil, generator: g, file: "f")
+                .shape, [3, 5, 12])
+        XCTAssertEqual(
+            try LatentFile.codes(Tensor.zeros([3, 1, 5, 12]), space: nil, generator: g, file: "f")
+                .shape, [3, 5, 12])
+        XCTAssertEqual(
+            try LatentFile.codes(Tensor.zeros([5, 12]), space: nil, generator: g, file: "f").shape,
+            [1, 5, 12])
         let w = Tensor.arange(0, 24).reshaped([2, 12])
         let b = try LatentFile.codes(w, space: "w", generator: g, file: "f")
         XCTAssertEqual(b.shape, [2, 5, 12])
         XCTAssertEqual(b.slice(1, 3..<4).contiguous().scalars, w.scalars)
-        XCTAssertThrowsError(try LatentFile.codes(Tensor.zeros([2, 12]), space: nil, generator: g, file: "f")) {
+        XCTAssertThrowsError(
+            try LatentFile.codes(Tensor.zeros([2, 12]), space: nil, generator: g, file: "f")
+        ) {
             XCTAssertTrue("\($0)".contains("--space"), "\($0)")
         }
-        XCTAssertThrowsError(try LatentFile.codes(Tensor.zeros([2, 18, 12]), space: nil, generator: g, file: "f.npy")) {
-            XCTAssertTrue("\($0)".contains("[2, 18, 12]") && "\($0)".contains("(N, 5, 12)"), "\($0)")
+        XCTAssertThrowsError(
+            try LatentFile.codes(
+                Tensor.zeros([2, 18, 12]), space: nil, generator: g, file: "f.npy")
+        ) {
+            XCTAssertTrue(
+                "\($0)".contains("[2, 18, 12]") && "\($0)".contains("(N, 5, 12)"), "\($0)")
         }
         // A single-code generator takes (N, D) as its codes.
         let one = CountingGenerator(layers: 1, width: 100)
-        XCTAssertEqual(try LatentFile.codes(Tensor.zeros([3, 100]), space: "z", generator: one, file: "f").shape, [3, 1, 100])
         XCTAssertEqual(
-            try LatentFile.randomVectors(Tensor.zeros([4, 8]), inputs: 3, styles: nil, width: 8, file: "z").shape,
+            try LatentFile.codes(Tensor.zeros([3, 100]), space: "z", generator: one, file: "f")
+                .shape, [3, 1, 100])
+        XCTAssertEqual(
+            try LatentFile.randomVectors(
+                Tensor.zeros([4, 8]), inputs: 3, styles: nil, width: 8, file: "z"
+            ).shape,
             [3, 4, 8])
-        XCTAssertThrowsError(try LatentFile.randomVectors(Tensor.zeros([2, 4, 8]), inputs: 3, styles: nil, width: 8, file: "z"))
+        XCTAssertThrowsError(
+            try LatentFile.randomVectors(
+                Tensor.zeros([2, 4, 8]), inputs: 3, styles: nil, width: 8, file: "z"))
     }
 }
