@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import Layers
 import TensorCore
 
@@ -79,7 +79,9 @@ public final class DCGANGenerator: Module, ImageGenerator {
     private let norms: [DCGANBatchNorm]
 
     /// An unloaded generator of the given sizes (weights zero until `load`).
-    public init(latentWidth: Int = 100, widths: [Int] = [512, 256, 128, 64], imageChannels: Int = 3) {
+    public init(
+        latentWidth: Int = 100, widths: [Int] = [512, 256, 128, 64], imageChannels: Int = 3
+    ) {
         precondition(widths.count == 4, "DCGAN: four hidden widths, got \(widths)")
         self.latentWidth = latentWidth
         self.widths = widths

@@ -71,7 +71,8 @@ public struct ModelStore: Sendable {
         if let h = environment["ISFGAN_HOME"], !h.isEmpty {
             home = URL(fileURLWithPath: h)
         } else {
-            let user = environment["HOME"].map { URL(fileURLWithPath: $0) }
+            let user =
+                environment["HOME"].map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.homeDirectoryForCurrentUser
             home = user.appendingPathComponent(".cache/isfgan")
         }

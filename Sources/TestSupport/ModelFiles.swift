@@ -18,7 +18,8 @@ public enum ModelFiles {
         if let h = env["ISFGAN_HOME"], !h.isEmpty {
             home = URL(fileURLWithPath: h)
         } else {
-            let user = env["HOME"].map { URL(fileURLWithPath: $0) }
+            let user =
+                env["HOME"].map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.homeDirectoryForCurrentUser
             home = user.appendingPathComponent(".cache/isfgan")
         }

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import Models
 import TensorCore
 import TestSupport
@@ -129,8 +129,10 @@ final class ModelStoreTests: XCTestCase {
         let s = ModelStore(environment: ["ISFGAN_HOME": "/x/y", "HOME": "/h"])
         XCTAssertEqual(s.path(of: .stlpipsAlex).path, "/x/y/models/stlpips/alex_shift_tolerant.pth")
         let d = ModelStore(environment: ["HOME": "/h"])
-        XCTAssertEqual(d.path(of: .dcganFace).path, "/h/.cache/isfgan/models/dcgan-face/weights.tar")
-        XCTAssertEqual(ModelStore().modelsDirectory.standardizedFileURL.path,
+        XCTAssertEqual(
+            d.path(of: .dcganFace).path, "/h/.cache/isfgan/models/dcgan-face/weights.tar")
+        XCTAssertEqual(
+            ModelStore().modelsDirectory.standardizedFileURL.path,
             ModelFiles.directory.standardizedFileURL.path)
     }
 
