@@ -71,16 +71,21 @@ final class DiscriminatorTests: XCTestCase {
     }
 
     /// R1 differentiates into the weights (a gradient of a gradient): the directional
-    /// derivative along a random direction of the first convolution's weight matches a
-    /// central difference. R1 is only piecewise smooth in the weights (LeakyReLU switches),
-    /// so the step is small (3e-4 of the mean weight; at 1e-2 switches alone move the
-    /// difference by ~10 %); float32 rounding of R1 ≈ 1e-2 then costs < 1 %: 3 % tolerance.
+    /// derivative along a random direction of a late convolution's weight matches a
+    /// central difference.
+    ///
+    /// R1 is not even continuous in the weights: each LeakyReLU whose input crosses zero
+    /// flips its slope inside ∂D/∂x. A late layer (`main.4.conv2`, 4×4 outputs) has few
+    /// such units, so a step of 1e-3 of the mean weight crosses none and the two agree to
+    /// ~0.1 % (float32 rounding of R1 ≈ 1e-2 is ~1e-9); tolerance 2 %. An early layer
+    /// (a million units at 64×64) gives meaningless differences at any step.
     func testR1GradientReachesWeights() throws {
         let d = try loadFixture()
         let x = try npy("x").slice(0, 0..<2)
-        let weight = d.stem.weight
+        let weight = try XCTUnwrap(
+            d.namedParameters().first { $0.key == "main.4.conv2.weight" }?.parameter)
         let base = weight.value.detached()
-        let direction = Tensor.randn(base.shape, seed: 7) * 3e-4 * base.abs().mean().item
+        let direction = Tensor.randn(base.shape, seed: 7) * 1e-3 * base.abs().mean().item
 
         func r1() throws -> Tensor {
             let input = x.requiringGrad()
@@ -88,7 +93,7 @@ final class DiscriminatorTests: XCTestCase {
         }
         d.zeroGrad()
         try r1().backward()
-        let analytic = (weight.grad! * direction).sum().item
+        let analytic = (try XCTUnwrap(weight.grad) * direction).sum().item
         weight.assign(base + direction)
         let plus = try r1().item
         weight.assign(base - direction)
@@ -96,7 +101,7 @@ final class DiscriminatorTests: XCTestCase {
         weight.assign(base)
         let numeric = (plus - minus) / 2
         XCTAssertNotEqual(analytic, 0)
-        XCTAssertEqual(analytic, numeric, accuracy: 0.03 * abs(numeric))
+        XCTAssertEqual(analytic, numeric, accuracy: 0.02 * abs(numeric))
     }
 
     /// Other sizes and widths build the spec's layout and run end to end.
