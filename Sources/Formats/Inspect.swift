@@ -258,6 +258,11 @@ public enum Inspector {
             return styleGAN2(shapes)
         }
         if shapes["w_net.z_net.shared.0.weight"] != nil { return mapnet(shapes) }
+        if shapes["main.0.weight"] != nil, shapes["main.1.running_mean"] != nil,
+            shapes["main.12.weight"] != nil
+        {
+            return dcgan(shapes)
+        }
         if shapes["main.0.weight"] != nil,
             shapes["out_cls.3.weight"] != nil
                 || shapes.keys.contains(where: { $0.hasPrefix("out_cls.") })
@@ -365,6 +370,27 @@ public enum Inspector {
         if let w = s["net.slice1.0.weight"], w.count == 4 {
             backbone = w[2] == 11 ? "alex" : (w[2] == 3 ? "vgg" : "squeeze")
         }
-        return .init(kind: "LPIPS", properties: [["backbone", backbone], ["heads", "\(heads)"]])
+        var properties = [["backbone", backbone], ["heads", "\(heads)"]]
+        // Blur-pool filters (`net.sliceK.i.filt`) mark the shift-tolerant variant.
+        if s.keys.contains(where: { $0.hasPrefix("net.") && $0.hasSuffix(".filt") }) {
+            properties.append(["variant", "shift-tolerant (blur pooling)"])
+        }
+        return .init(kind: "LPIPS", properties: properties)
+    }
+
+    /// PyTorch's DCGAN generator layout (`main.{0,3,6,9,12}.weight` transposed
+    /// convolutions with batch norms between), as `gan-face-generate` ships it.
+    static func dcgan(_ s: [String: [Int]]) -> FileSummary.Architecture {
+        let z = s["main.0.weight"].flatMap { $0.count == 4 ? $0[0] : nil } ?? 0
+        let widths = [0, 3, 6, 9].compactMap {
+            s["main.\($0).weight"].flatMap { $0.count == 4 ? $0[1] : nil }
+        }
+        let channels = s["main.12.weight"].flatMap { $0.count == 4 ? $0[1] : nil } ?? 0
+        return .init(
+            kind: "DCGAN generator",
+            properties: [
+                ["z", "\(z)"], ["widths", widths.map(String.init).joined(separator: "/")],
+                ["image", "\(channels)×64×64"],
+            ])
     }
 }

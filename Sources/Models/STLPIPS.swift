@@ -162,8 +162,11 @@ public struct STLPIPSOutput {
 /// Weights (keys `scaling_layer.*`, `net.slice{1…5}.{i}.{weight,bias,filt}`,
 /// `lin{0…4}.model.1.weight`) are loaded from the package's legacy-format `.pth` files and
 /// frozen; distances are differentiable with respect to both images.
-public final class STLPIPS: Module {
+public final class STLPIPS: Module, PerceptualLoss {
     public let backbone: STLPIPSBackbone
+
+    /// `stlpips-alex` or `stlpips-vgg`.
+    public var perceptualName: String { "stlpips-\(backbone.rawValue)" }
 
     private let shift: Parameter  // [1, 3, 1, 1]
     private let scale: Parameter  // [1, 3, 1, 1]
@@ -363,6 +366,11 @@ public final class STLPIPS: Module {
     /// The distance per pair, [N].
     public func callAsFunction(_ x: Tensor, _ y: Tensor) throws -> Tensor {
         try evaluate(x, y).distance
+    }
+
+    /// The distance averaged over the batch (the ISF content loss): one element.
+    public func perceptualLoss(_ x: Tensor, _ y: Tensor) throws -> Tensor {
+        try evaluate(x, y).distance.mean()
     }
 }
 

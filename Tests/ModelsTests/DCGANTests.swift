@@ -123,6 +123,19 @@ final class DCGANTests: XCTestCase {
     }
 }
 
+extension DCGANTests {
+    /// `isfgan inspect` names the architecture from the keys.
+    func testInspectorRecognisesTheGenerator() throws {
+        let state = try TorchCheckpoint(contentsOf: ModelFiles.url(ModelFile.dcganFace.rawValue))
+            .stateDict("netG_state_dict")
+        let arch = try XCTUnwrap(
+            Inspector.recognise(state.entries.map { ($0.key, $0.tensor.shape) }))
+        XCTAssertEqual(arch.kind, "DCGAN generator")
+        XCTAssertTrue(arch.properties.contains(["widths", "512/256/128/64"]), "\(arch.properties)")
+        XCTAssertTrue(arch.properties.contains(["z", "100"]), "\(arch.properties)")
+    }
+}
+
 /// The model store and the test accessor agree on where files live.
 final class ModelStoreTests: XCTestCase {
     func testStoreFollowsISFGANHome() {

@@ -164,6 +164,31 @@ final class STLPIPSTests: XCTestCase {
         XCTAssertTrue(g.scalars.allSatisfy { $0.isFinite })
     }
 
+    /// As a `PerceptualLoss` (the ISF content loss): the batch mean of the distances.
+    func testPerceptualLossIsTheBatchMean() throws {
+        let net: PerceptualLoss = try network(.alex)
+        XCTAssertEqual(net.perceptualName, "stlpips-alex")
+        let a = try npy("in_a_seed0").slice(0, 0..<4)
+        let b = try npy("in_b_seed1").slice(0, 0..<4)
+        let loss = try GradMode.withoutGradients { try net.perceptualLoss(a, b) }
+        let reference = try npy("alex_dist_a_seed0_vs_seed1").scalars.prefix(4)
+        XCTAssertEqual(loss.count, 1)
+        XCTAssertEqual(loss.item, reference.reduce(0, +) / 4, accuracy: 1e-5 * loss.item)
+    }
+
+    /// `isfgan inspect` tells the shift-tolerant files apart from plain LPIPS.
+    func testInspectorRecognisesShiftTolerantLPIPS() throws {
+        for backbone in STLPIPSBackbone.allCases {
+            let url = try ModelFiles.url(backbone.modelFile.rawValue)
+            let state = try TorchCheckpoint(contentsOf: url).stateDict()
+            let keys = state.entries.map { ($0.key, $0.tensor.shape) }
+            let arch = try XCTUnwrap(Inspector.recognise(keys))
+            XCTAssertEqual(arch.kind, "LPIPS")
+            XCTAssertTrue(arch.properties.contains(["backbone", backbone.rawValue]))
+            XCTAssertTrue(arch.properties.contains { $0.first == "variant" }, "\(arch.properties)")
+        }
+    }
+
     func testBadInputsAreTypedErrors() throws {
         let net = STLPIPS(backbone: .alex)
         XCTAssertThrowsError(try net(Tensor.zeros([1, 3, 8, 8]), Tensor.zeros([1, 3, 8, 8]))) {
