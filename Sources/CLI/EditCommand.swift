@@ -18,12 +18,15 @@ struct EditSession {
 
     /// Options every editing command takes.
     static let commonOptions: [OptionSpec] = [
-        .value("generator", "FILE", "generator checkpoint (rosinality StyleGAN2 .pt)"),
+        .value(
+            "generator", "FILE",
+            "generator: a rosinality StyleGAN2 .pt, a DCGAN state dict, or 'dcgan' (the face "
+                + "generator scripts/fetch-models gets)"),
         .value(
             "generator-kind", "KIND",
             "what --generator holds: "
                 + GeneratorKind.allCases.map(\.rawValue).joined(separator: ", "),
-            default: GeneratorKind.stylegan2.rawValue),
+            default: GeneratorKind.auto.rawValue),
         .value("key", "NAME", "checkpoint entry holding the generator", default: "g_ema"),
         .value(
             "isf", "FILE",
@@ -78,9 +81,8 @@ struct EditSession {
         let psi = Float(try args.double("truncation")!)
         guard psi >= 0 else { throw UsageError("isfgan \(command): --truncation must be ≥ 0") }
 
-        let generatorURL = URL(fileURLWithPath: generatorPath)
-        let generator = try GeneratorLoader.load(
-            kind: GeneratorKind(rawValue: kindName)!, url: generatorURL,
+        let (generator, generatorURL) = try GeneratorLoader.load(
+            spec: generatorPath, kind: GeneratorKind(rawValue: kindName)!,
             key: args.string("key"), warn: console.warn)
         console.err("generator: \(generator.summary)")
         let isf = try LoadedISF.load(URL(fileURLWithPath: isfPath), residual: args.flag("residual"))

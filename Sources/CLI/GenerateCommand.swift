@@ -7,11 +7,14 @@ import TensorCore
 /// `isfgan generate`: images from seeds or latent files with a StyleGAN2 checkpoint.
 struct GenerateCommand: Subcommand {
     static let name = "generate"
-    static let summary = "render images from seeds or codes with a StyleGAN2 generator"
+    static let summary = "render images from seeds or codes (StyleGAN2 or DCGAN)"
     static let usage =
         "--generator G.pt (--seeds 0-7 | --latents codes.npy [--space z|w|wplus]) --out DIR_OR_PNG"
     static let options: [OptionSpec] = [
-        .value("generator", "FILE", "rosinality StyleGAN2 checkpoint (.pt)"),
+        .value(
+            "generator", "FILE",
+            "a rosinality StyleGAN2 .pt, a DCGAN state dict, or 'dcgan' (the face generator "
+                + "scripts/fetch-models gets)"),
         .value("key", "NAME", "checkpoint entry holding the generator", default: "g_ema"),
         .value("seeds", "LIST", "z seeds, e.g. 0-7 or 1,5,9 (one image each)"),
         .value("latents", "FILE", "codes: z or w (N, D), W+ (N, L, D) or (N, 1, L, D)"),
@@ -25,7 +28,7 @@ struct GenerateCommand: Subcommand {
         .value("batch", "N", "images per generator run", default: "4"),
         .value("out", "PATH", "a folder (000000.png, …) or one .png/.jpg (a grid when N > 1)"),
         .flag("grid", "with a folder --out, also write grid.png"),
-        .value("save-latents", "FILE", "write the W+ codes used, N × L × D .npy"),
+        .value("save-latents", "FILE", "write the codes used (W+ for StyleGAN2), N × L × D .npy"),
         .value("save-raw", "FILE", "write the unclamped float32 NCHW images .npy"),
     ]
 
@@ -41,16 +44,18 @@ struct GenerateCommand: Subcommand {
             throw UsageError("isfgan generate: give exactly one of --seeds and --latents")
         }
 
-        let g = try GeneratorFile.loadStyleGAN2(
-            URL(fileURLWithPath: generatorPath), key: args.string("key"), warn: console.warn)
-        console.err("generator: \(g.summary)")
+        let (loaded, _) = try GeneratorLoader.load(
+            spec: generatorPath, key: args.string("key"), warn: console.warn)
+        console.err("generator: \(loaded.summary)")
+        let styleGAN = loaded as? StyleGAN2Generator
 
-        // Codes in W+ [N, L, D].
+        // Codes [N, layers, width] in the generator's editing space (W+ for StyleGAN2).
         var codes: Tensor = try GradMode.withoutGradients {
             if let seedText = args.string("seeds") {
                 let seeds = try parseIntList(seedText, flag: "seeds", command: name)
-                let z = Tensor.concat(seeds.map { Tensor.randn([1, g.codeWidth], seed: UInt64($0)) })
-                return g.broadcast(g.map(z))
+                let z = Tensor.concat(seeds.map { Tensor.randn([1, loaded.codeWidth], seed: UInt64($0)) })
+                if let g = styleGAN { return g.broadcast(g.map(z)) }
+                return z.reshaped([seeds.count, 1, loaded.codeWidth])
             }
             let path = try args.required("latents")
             let raw = try NumPy.readTensor(URL(fileURLWithPath: path))
@@ -61,10 +66,13 @@ struct GenerateCommand: Subcommand {
                     throw UsageError("isfgan generate: --broadcast applies to w codes, not --space \(space!)")
                 }
             }
-            return try readCodes(raw, space: space, generator: g, file: path)
+            return try LatentFile.codes(raw, space: space, generator: loaded, file: path)
         }
 
         if psi != 1 {
+            guard let g = styleGAN else {
+                throw UsageError("isfgan generate: --truncation needs a StyleGAN2 generator")
+            }
             let center: Tensor
             if let c = args.string("truncation-center") {
                 let t = try NumPy.readTensor(URL(fileURLWithPath: c))
@@ -100,7 +108,7 @@ struct GenerateCommand: Subcommand {
             case "zero": mode = .zero
             default: mode = .constant
             }
-            images.append(GradMode.withoutGradients { g.render(codes.slice(0, start..<end), noise: mode) })
+            images.append(GradMode.withoutGradients { loaded.render(codes.slice(0, start..<end), noise: mode) })
         }
         progress.finish()
         let all = Tensor.concat(images)  // [N, 3, S, S]
@@ -109,47 +117,6 @@ struct GenerateCommand: Subcommand {
         if let p = args.string("save-raw") { try NumPy.write(all, to: URL(fileURLWithPath: p)) }
         try writeImages(all, to: out, grid: args.flag("grid"))
         console.err("wrote \(n) image\(n == 1 ? "" : "s") to \(out.path)")
-    }
-}
-
-/// Reads a latent file as W+ codes [N, L, D] for `generator`, refusing shapes that fit
-/// no reading with both shapes in the message.
-func readCodes(_ raw: Tensor, space: String?, generator g: StyleGAN2Generator, file: String) throws
-    -> Tensor
-{
-    let (l, d) = (g.codeLayers, g.codeWidth)
-    let expected = "(N, \(d)) for z or w, (N, \(l), \(d)) or (N, 1, \(l), \(d)) for W+"
-    func refuse() -> UsageError {
-        UsageError("\(file) has shape \(describe(raw.shape)); this generator takes \(expected)")
-    }
-    switch raw.rank {
-    case 2:
-        guard raw.shape[1] == d else { throw refuse() }
-        guard let space else {
-            throw UsageError(
-                "\(file) has shape \(describe(raw.shape)), which reads as z or as w: "
-                    + "say which with --space z or --space w")
-        }
-        switch space {
-        case "z": return g.broadcast(g.map(raw))
-        case "w": return g.broadcast(raw)
-        default:
-            throw UsageError(
-                "\(file) has shape \(describe(raw.shape)), which is z or w, not W+ "
-                    + "(W+ is (N, \(l), \(d)) or (N, 1, \(l), \(d)) for this generator)")
-        }
-    case 3, 4:
-        if let space, space != "wplus" {
-            throw UsageError("\(file) has shape \(describe(raw.shape)), which is W+, not \(space)")
-        }
-        if raw.rank == 4 {
-            guard raw.shape[1] == 1, raw.shape[2] == l, raw.shape[3] == d else { throw refuse() }
-            return raw.reshaped([raw.shape[0], l, d])
-        }
-        guard raw.shape[1] == l, raw.shape[2] == d else { throw refuse() }
-        return raw
-    default:
-        throw refuse()
     }
 }
 

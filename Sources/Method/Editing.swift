@@ -7,24 +7,51 @@ import TensorCore
 // source code, optional copying back of source rows, and batched rendering. The ISF runs
 // once per input on all of that input's styles; the generator runs on batches of codes.
 
-/// The kinds of generator `edit` can load; new kinds are added here and in
+/// The kinds of generator the commands can load; new kinds are added here and in
 /// ``GeneratorLoader/load(kind:url:key:warn:)``.
 public enum GeneratorKind: String, CaseIterable, Sendable {
+    /// Read the kind off the checkpoint's keys.
+    case auto
     /// A rosinality StyleGAN2 checkpoint (`g_ema`, or a bare state dict).
     case stylegan2
+    /// A DCGAN generator state dict (`main.N.*`, as `gan-face-generate`'s `weights.tar`).
+    case dcgan
 }
 
-/// The one place where editing, interpolation and sampling load a generator.
+/// The one place where the commands load a generator.
 public enum GeneratorLoader {
+    /// Loads a generator named on the command line: `dcgan` is the fetched DCGAN face
+    /// generator (see `scripts/fetch-models`); anything else is a file path.
+    public static func load(
+        spec: String, kind: GeneratorKind = .auto, key: String? = nil,
+        warn: (String) -> Void = { _ in }
+    ) throws -> (generator: any ImageGenerator, url: URL) {
+        if spec == "dcgan" {
+            let url = try ModelStore().locate(.dcganFace)
+            return (try load(kind: .dcgan, url: url, key: key, warn: warn), url)
+        }
+        let url = URL(fileURLWithPath: spec)
+        return (try load(kind: kind, url: url, key: key, warn: warn), url)
+    }
+
     /// Loads the generator of kind `kind` from `url` (`key`: the checkpoint entry).
     ///
     /// - Throws: the loader's `FormatError`, `ModelError` or `StateDictError`.
     public static func load(
-        kind: GeneratorKind = .stylegan2, url: URL, key: String? = nil,
+        kind: GeneratorKind = .auto, url: URL, key: String? = nil,
         warn: (String) -> Void = { _ in }
     ) throws -> any ImageGenerator {
         switch kind {
         case .stylegan2:
+            return try GeneratorFile.loadStyleGAN2(url, key: key, warn: warn)
+        case .dcgan:
+            return try DCGANGenerator.load(contentsOf: url)
+        case .auto:
+            let file = try TorchCheckpoint(contentsOf: url)
+            let top = file.root.dict
+            if top?["main.0.weight"] != nil {
+                return try DCGANGenerator.load(contentsOf: url)
+            }
             return try GeneratorFile.loadStyleGAN2(url, key: key, warn: warn)
         }
     }
@@ -304,6 +331,9 @@ public enum LatentFile {
                 throw refuse()
             }
             return raw
+        case 4 where l == 1 && raw.shape[1] == d && raw.shape[2] == 1 && raw.shape[3] == 1:
+            // (N, D, 1, 1): how DCGAN code feeds its z.
+            return raw.reshaped([raw.shape[0], 1, d])
         case 4:
             guard raw.shape[1] == 1, raw.shape[2] == l, raw.shape[3] == d,
                 space != "w", space != "z"
