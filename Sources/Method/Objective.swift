@@ -416,8 +416,10 @@ public final class ISFObjective {
         var perceptualCycle = Tensor.zeros([])
         var perceptual = Tensor.zeros([])
         if let p = perceptualLoss {
-            perceptualCycle = try p.perceptualLoss(cycleImages, x) * settings.perceptualCycle
-            perceptual = try p.perceptualLoss(editedImages, x) * settings.perceptual
+            // One call, so that the source image's features are computed once.
+            let values = try p.perceptualLosses([cycleImages, editedImages], x)
+            perceptualCycle = values[0] * settings.perceptualCycle
+            perceptual = values[1] * settings.perceptual
         }
         let total =
             classification + adversarial + latentCycle + imageCycle + neighbour - diversity
@@ -429,5 +431,36 @@ public final class ISFObjective {
             editedCodes: edited, cycleCodes: cycle, secondCodes: second,
             editedImages: editedImages, cycleImages: cycleImages, secondImages: secondImages,
             fakeAttributes: fakeAttributes, fakeRealism: fakeRealism)
+    }
+}
+
+// MARK: - Timing
+
+/// Seconds of one discriminator step and one ISF step (loss, then backward; no optimiser
+/// update), as `bench train` reports them.
+public struct ObjectiveStepTiming: Codable, Sendable {
+    public var discriminatorSeconds: Double
+    public var isfSeconds: Double
+    public var totalSeconds: Double { discriminatorSeconds + isfSeconds }
+}
+
+extension ISFObjective {
+    /// Runs and times one discriminator step and one ISF step on `batch` with fresh draws
+    /// from `rng`, leaving the gradients in the networks' parameters.
+    public func timeStep(_ batch: TrainingBatch, generator rng: inout RandomGenerator)
+        throws -> ObjectiveStepTiming
+    {
+        let b = batch.count, rnd = isf.config.randomWidth
+        let dDraws = DiscriminatorDraws.sample(batch: b, randomWidth: rnd, generator: &rng)
+        let isfDraws = ISFDraws.sample(batch: b, randomWidth: rnd, generator: &rng)
+        var start = Date()
+        discriminator.zeroGrad()
+        try discriminatorLoss(batch, draws: dDraws).total.backward()
+        let dSeconds = Date().timeIntervalSince(start)
+        start = Date()
+        isf.zeroGrad()
+        try isfLoss(batch, draws: isfDraws).total.backward()
+        return ObjectiveStepTiming(
+            discriminatorSeconds: dSeconds, isfSeconds: Date().timeIntervalSince(start))
     }
 }

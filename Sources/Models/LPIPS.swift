@@ -17,6 +17,17 @@ public protocol PerceptualLoss: AnyObject {
     /// record them.
     /// - Throws: `ModelError.badInput` when the images do not fit the network.
     func perceptualLoss(_ x: Tensor, _ y: Tensor) throws -> Tensor
+
+    /// `perceptualLoss(x, y)` for every x against one y; a network may compute y's
+    /// features once (the ISF loss compares both the edited and the cycled image with
+    /// the source image).
+    func perceptualLosses(_ xs: [Tensor], _ y: Tensor) throws -> [Tensor]
+}
+
+extension PerceptualLoss {
+    public func perceptualLosses(_ xs: [Tensor], _ y: Tensor) throws -> [Tensor] {
+        try xs.map { try perceptualLoss($0, y) }
+    }
 }
 
 // MARK: - LPIPS
@@ -275,6 +286,11 @@ public final class LPIPS: Module, PerceptualLoss {
     /// - Throws: `ModelError.badInput` when the images are not two [N, 3, H, W] batches of
     ///   one shape, large enough for the backbone.
     public func layerDistances(_ x: Tensor, _ y: Tensor) throws -> [Tensor] {
+        try checkPair(x, y)
+        return layerDistances(unitFeatures(x), unitFeatures(y), batch: x.shape[0])
+    }
+
+    func checkPair(_ x: Tensor, _ y: Tensor) throws {
         guard x.rank == 4, x.shape[1] == 3, x.shape == y.shape else {
             throw ModelError.badInput(
                 "LPIPS inputs have shapes \(describe(x.shape)) and \(describe(y.shape)), "
@@ -286,10 +302,13 @@ public final class LPIPS: Module, PerceptualLoss {
                 "LPIPS (\(backbone.rawValue)) needs images of at least \(minimum)×\(minimum) "
                     + "pixels, got \(x.shape[2])×\(x.shape[3])")
         }
-        let n = x.shape[0]
-        let fx = features(x), fy = features(y)
-        return zip(heads, zip(fx, fy)).map { head, pair in
-            let d = (unit(pair.0) - unit(pair.1)).squared()  // [N, C, H, W]
+    }
+
+    func unitFeatures(_ x: Tensor) -> [Tensor] { features(x).map(unit) }
+
+    func layerDistances(_ ux: [Tensor], _ uy: [Tensor], batch n: Int) -> [Tensor] {
+        zip(heads, zip(ux, uy)).map { head, pair in
+            let d = (pair.0 - pair.1).squared()  // [N, C, H, W]
             return head(d).reshaped([n, -1]).mean(axes: [1])  // [N]
         }
     }
@@ -303,6 +322,17 @@ public final class LPIPS: Module, PerceptualLoss {
     /// The batch mean of the distances (what the official loss and metric use).
     public func perceptualLoss(_ x: Tensor, _ y: Tensor) throws -> Tensor {
         try distances(x, y).mean()
+    }
+
+    /// The batch-mean distance of every x to one y, computing y's features once.
+    public func perceptualLosses(_ xs: [Tensor], _ y: Tensor) throws -> [Tensor] {
+        for x in xs { try checkPair(x, y) }
+        guard !xs.isEmpty else { return [] }
+        let uy = unitFeatures(y)
+        return xs.map { x in
+            let layers = layerDistances(unitFeatures(x), uy, batch: x.shape[0])
+            return layers.dropFirst().reduce(layers[0], +).mean()
+        }
     }
 }
 

@@ -51,6 +51,10 @@ final class LPIPSTests: XCTestCase {
             XCTAssertLessThan(e, 1e-4)
             XCTAssertLessThan(eMean, 1e-4)
             XCTAssertEqual(try m.distances(x0, x0).abs().max().item, 0, "d(x, x) = 0")
+            // Sharing y's features changes nothing.
+            let shared = try m.perceptualLosses([x0, x1], x1)
+            XCTAssertEqual(shared[0].item, try m.perceptualLoss(x0, x1).item)
+            XCTAssertEqual(shared[1].item, 0)
         }
     }
 
