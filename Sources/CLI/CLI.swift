@@ -45,6 +45,8 @@ public enum CLI {
         EditCommand.self,
         InterpolateCommand.self,
         SampleCommand.self,
+        TrainCommand.self,
+        ExportCommand.self,
         VersionCommand.self,
     ]
 

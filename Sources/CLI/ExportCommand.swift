@@ -1,0 +1,39 @@
+import Foundation
+import Method
+
+/// `isfgan export --format torch RUN|CHECKPOINT`: the official checkpoint layout.
+struct ExportCommand: Subcommand {
+    static let name = "export"
+    static let summary = "write a training run or checkpoint as official PyTorch checkpoints"
+    static let usage = """
+        --format torch RUN_FOLDER | CHECKPOINT.safetensors | ISF.safetensors [--out DIR]
+
+        Writes NNNNNN_nets_ema.ckpt (averaged ISF under 'mapnet', the discriminator under
+        'discriminator') and NNNNNN_nets.ckpt (the live ISF) for a training checkpoint or a
+        run folder's last one; only the _nets_ema file (mapnet alone) for an ISF file.
+        """
+    static let positionalCount = 1
+    static let options: [OptionSpec] = [
+        .value("format", "NAME", "output format: torch", default: "torch"),
+        .value("out", "DIR", "output folder (default: RUN/export, or the input's folder)"),
+    ]
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        _ = try args.choice("format", ["torch"])
+        guard let path = args.positional.first else {
+            throw UsageError("isfgan export: give a run folder or a .safetensors checkpoint")
+        }
+        let input = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input.path, isDirectory: &isDir) else {
+            throw UsageError("isfgan export: \(path) does not exist")
+        }
+        let out =
+            args.string("out").map { URL(fileURLWithPath: $0) }
+            ?? (isDir.boolValue
+                ? input.appendingPathComponent("export") : input.deletingLastPathComponent())
+        for url in try TrainingExport.torch(from: input, to: out) {
+            console.out(url.path)
+        }
+    }
+}
