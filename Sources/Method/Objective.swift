@@ -38,6 +38,60 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The official option names (`train_mmuit.py`), so a run's settings read like the
+    /// reference's arguments.
+    enum CodingKeys: String, CodingKey {
+        case classification = "lambda_cls"
+        case r1 = "lambda_r1"
+        case r1Target = "r1_target"
+        case latentCycle = "lambda_lat_cyc"
+        case imageCycle = "lambda_src_cyc"
+        case diversity = "lambda_ds"
+        case diversityDecaySteps = "ds_iter"
+        case neighbour = "lambda_nb"
+        case perceptual = "lambda_lpips"
+        case perceptualCycle = "lambda_lpips_cyc"
+        case positiveWeights = "pos_weight"
+    }
+
+    /// Decodes; a missing key keeps its official default (`pos_weight: null` turns the
+    /// positive weights off).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        let d = ObjectiveSettings()
+        classification = try value(.classification, d.classification)
+        r1 = try value(.r1, d.r1)
+        r1Target = try value(.r1Target, d.r1Target)
+        latentCycle = try value(.latentCycle, d.latentCycle)
+        imageCycle = try value(.imageCycle, d.imageCycle)
+        diversity = try value(.diversity, d.diversity)
+        diversityDecaySteps = try c.decodeIfPresent(Int.self, forKey: .diversityDecaySteps)
+        neighbour = try value(.neighbour, d.neighbour)
+        perceptual = try value(.perceptual, d.perceptual)
+        perceptualCycle = try value(.perceptualCycle, d.perceptualCycle)
+        if c.contains(.positiveWeights) {
+            positiveWeights = try c.decodeIfPresent([Float].self, forKey: .positiveWeights)
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(classification, forKey: .classification)
+        try c.encode(r1, forKey: .r1)
+        try c.encode(r1Target, forKey: .r1Target)
+        try c.encode(latentCycle, forKey: .latentCycle)
+        try c.encode(imageCycle, forKey: .imageCycle)
+        try c.encode(diversity, forKey: .diversity)
+        try c.encode(diversityDecaySteps, forKey: .diversityDecaySteps)  // null: constant
+        try c.encode(neighbour, forKey: .neighbour)
+        try c.encode(perceptual, forKey: .perceptual)
+        try c.encode(perceptualCycle, forKey: .perceptualCycle)
+        try c.encode(positiveWeights, forKey: .positiveWeights)  // null: no pos_weight
+    }
+
     /// The diversity weight at 0-based iteration `step`: `diversity` when no decay is set,
     /// else `diversity · max(0, 1 − step / diversityDecaySteps)`.
     public func diversityWeight(step: Int) -> Float {

@@ -195,6 +195,25 @@ final class ObjectiveTests: XCTestCase {
         XCTAssertEqual(settings.perceptualCycle, 1)
         let data = try JSONEncoder().encode(settings)
         XCTAssertEqual(try JSONDecoder().decode(ObjectiveSettings.self, from: data), settings)
+        // The official option names; missing keys keep the defaults, null turns
+        // pos_weight off.
+        let json = String(decoding: data, as: UTF8.self)
+        for key in [
+            "lambda_cls", "lambda_r1", "lambda_lat_cyc", "lambda_src_cyc", "lambda_ds",
+            "ds_iter", "lambda_nb", "lambda_lpips", "lambda_lpips_cyc", "pos_weight",
+            "r1_target",
+        ] {
+            XCTAssertTrue(json.contains("\"\(key)\""), key)
+        }
+        let partial = try JSONDecoder().decode(
+            ObjectiveSettings.self,
+            from: Data(#"{"lambda_ds": 1.5, "ds_iter": 100, "pos_weight": null}"#.utf8))
+        XCTAssertEqual(partial.diversity, 1.5)
+        XCTAssertEqual(partial.diversityDecaySteps, 100)
+        XCTAssertNil(partial.positiveWeights)
+        XCTAssertEqual(partial.classification, 2)
+        let empty = try JSONDecoder().decode(ObjectiveSettings.self, from: Data("{}".utf8))
+        XCTAssertEqual(empty, settings)
         XCTAssertThrowsError(try settings.validate(attributes: 3)) {
             XCTAssertTrue("\($0)".contains("positiveWeights"), "\($0)")
         }
