@@ -138,26 +138,4 @@ final class EditingISFFileTests: XCTestCase {
         assertClose(
             out, try NumPy.readTensor(dir.appendingPathComponent("out.npy")), atol: 1e-5, rtol: 0)
     }
-
-    /// Prints the ISF forward time (14-branch cat2dog ISF, best of 20) for one code and for
-    /// the four styles of one input; asserts only a loose bound (shared build machines).
-    func testISFForwardTime() throws {
-        let url = try Fixtures.url("isf-mapnet/cat2dog/000001_nets_ema.ckpt")
-        let net = try ISFNetwork.load(checkpoint: url)
-        var rng = RandomGenerator(seed: 4)
-        for batch in [1, 4] {
-            let w = rng.normal([batch, 14, 512])
-            let z = rng.normal([batch, 64])
-            let d = Tensor.ones([batch, 4])
-            var best = Double.infinity
-            for _ in 0..<20 {
-                let t = try measureSeconds {
-                    _ = try GradMode.withoutGradients { try net(codes: w, z: z, targets: d) }
-                }
-                best = min(best, t)
-            }
-            print("ISF forward (cat2dog, 14 branches), batch \(batch): \(best * 1000) ms")
-            XCTAssertLessThan(best, 0.5)
-        }
-    }
 }

@@ -145,28 +145,6 @@ final class ObjectiveTests: XCTestCase {
         XCTAssertTrue(s.generator.namedParameters().allSatisfy { $0.parameter.grad == nil })
     }
 
-    /// Times one discriminator step and one ISF step (forward and backward each) on the
-    /// losses-small configuration and prints the numbers. Slow (tens of seconds on two
-    /// busy cores), so it runs only with ISFGAN_BENCH=1.
-    func testStepTime() throws {
-        guard ProcessInfo.processInfo.environment["ISFGAN_BENCH"] == "1" else {
-            throw XCTSkip("set ISFGAN_BENCH=1 to time the losses-small step")
-        }
-        let s = try setUpFixture()
-        var rng = RandomGenerator(seed: 1)
-        _ = try s.objective.timeStep(s.batch, generator: &rng)  // warm-up: primitive caches
-        for _ in 0..<2 {
-            let t = try s.objective.timeStep(s.batch, generator: &rng)
-            XCTAssertGreaterThan(t.discriminatorSeconds, 0)
-            XCTAssertGreaterThan(t.isfSeconds, 0)
-            print(
-                String(
-                    format: "losses-small step: D %.3f s + ISF %.3f s = %.3f s (threads %d)",
-                    t.discriminatorSeconds, t.isfSeconds, t.totalSeconds, Threads.count))
-        }
-        XCTAssertTrue(s.objective.isf.trainableParameters.allSatisfy { $0.grad != nil })
-    }
-
     /// The diversity weight: constant by default, linear decay to zero when asked.
     func testDiversityDecay() {
         var settings = ObjectiveSettings()

@@ -202,26 +202,4 @@ final class STLPIPSTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("net.slice1.0.weight"), "\($0)")
         }
     }
-
-    /// Time of one alex distance on 4 pairs of 64×64 images (reported, loosely bounded).
-    func testAlexTiming() throws {
-        let net = try network(.alex)
-        let a = try npy("in_a_seed0").slice(0, 0..<4).contiguous()
-        let b = try npy("in_b_seed1").slice(0, 0..<4).contiguous()
-        _ = try GradMode.withoutGradients { try net(a, b) }  // warm-up (oneDNN primitives)
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let t0 = Date()
-            _ = try GradMode.withoutGradients { try net(a, b) }
-            best = min(best, Date().timeIntervalSince(t0))
-        }
-        let leaf = a.detached().requiringGrad()
-        let t0 = Date()
-        _ = Tensor.gradients(of: try net(leaf, b).sum(), withRespectTo: [leaf])
-        let withGradient = Date().timeIntervalSince(t0)
-        print(
-            "ST-LPIPS alex, 4 pairs 64×64: \(best * 1000) ms forward (best of 5), "
-                + "\(withGradient * 1000) ms forward + backward, \(Threads.count) threads")
-        XCTAssertLessThan(best, 5, "one distance should take well under seconds")
-    }
 }
