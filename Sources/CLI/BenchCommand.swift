@@ -7,8 +7,8 @@ import TensorCore
 /// figures the issues quote are printed beside them for comparison).
 struct BenchCommand: Subcommand {
     static let name = "bench"
-    static let summary = "time the kernels (ops) or the StyleGAN2 generator (generator)"
-    static let usage = "(ops | generator) [--size 256] [--batch 1,4] [--repeats 3]"
+    static let summary = "speed tables: kernels (ops), generator, isf, training step (train)"
+    static let usage = "(ops | generator | isf | train) [--size 256] [--batch 1,4] [--repeats 3]"
     static let positionalCount = 1
     static let options: [OptionSpec] = [
         .value("size", "PX", "generator resolution (config-f architecture)", default: "256"),
@@ -19,7 +19,7 @@ struct BenchCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         guard let what = args.positional.first else {
-            throw UsageError("isfgan bench: say what to time: ops or generator")
+            throw UsageError("isfgan bench: say what to time: ops, generator, isf or train")
         }
         let repeats = try args.int("repeats", range: 1...100)!
         switch what {
@@ -57,8 +57,13 @@ struct BenchCommand: Subcommand {
                     + "5–10 s at 1024 px; onnxruntime ≈0.65 s and 3.7 s")
         case "ops":
             try runOpsBenchmark(console, repeats: repeats)
+        case "isf":
+            try runISFBenchmark(console, repeats: repeats)
+        case "train":
+            try runTrainBenchmark(console, repeats: repeats)
         default:
-            throw UsageError("isfgan bench: unknown benchmark '\(what)'; choose ops or generator")
+            throw UsageError(
+                "isfgan bench: unknown benchmark '\(what)'; choose ops, generator, isf or train")
         }
     }
 
