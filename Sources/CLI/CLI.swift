@@ -45,6 +45,7 @@ public enum CLI {
         EditCommand.self,
         InterpolateCommand.self,
         SampleCommand.self,
+        DatasetCommand.self,
         TrainCommand.self,
         ExportCommand.self,
         VersionCommand.self,
