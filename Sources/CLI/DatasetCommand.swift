@@ -20,7 +20,8 @@ struct DatasetCommand: Subcommand {
         .value("count", "N", "number of samples (train + test)"),
         .value("out", "DIR", "output folder; rerun with the same settings to resume"),
         .value("label", "LIST", "attributes to label, in column order", default: "gender,age"),
-        .value("age-threshold", "YEARS", "age = 1 when the expected age is above this", default: "35"),
+        .value(
+            "age-threshold", "YEARS", "age = 1 when the expected age is above this", default: "35"),
         .value("test-fraction", "F", "fraction of the samples in the test split", default: "0.1"),
         .value("seed", "N", "seed of the code draws", default: "0"),
     ]
@@ -61,7 +62,8 @@ struct DatasetCommand: Subcommand {
             let left = rate > 0 ? Double(p.total - p.done) / rate : 0
             let width = 30
             let filled = p.total > 0 ? width * p.done / p.total : width
-            let bar = String(repeating: "#", count: filled)
+            let bar =
+                String(repeating: "#", count: filled)
                 + String(repeating: ".", count: width - filled)
             var line = "[\(bar)] \(p.done)/\(p.total)"
             if made > 0 {
@@ -83,7 +85,8 @@ struct DatasetCommand: Subcommand {
         for a in summary.attributes {
             let p = summary.train.positiveFraction[a] ?? 0
             let w = (summary.posWeight[a] ?? nil).map { String(format: "%.4f", $0) } ?? "n/a"
-            console.out(String(format: "%@: %.1f%% positive in train, pos_weight %@", a, 100 * p, w))
+            console.out(
+                String(format: "%@: %.1f%% positive in train, pos_weight %@", a, 100 * p, w))
         }
     }
 

@@ -80,8 +80,9 @@ public struct ONNXTensor {
             }
             let bytes = raw.bytes
             return (0..<count).map {
-                Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)
-                    .littleEndian)
+                Float(
+                    bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)
+                        .littleEndian)
             }
         }
         guard floatData.count == count else {
@@ -175,7 +176,8 @@ public struct ONNXTensor {
         var count = 1
         for d in dims {
             guard d >= 0, d <= Int64(Int32.max) else {
-                throw FormatError(.invalidShape, file: file, at: where_, "dimension \(d) in \(dims)")
+                throw FormatError(
+                    .invalidShape, file: file, at: where_, "dimension \(d) in \(dims)")
             }
             let (p, o) = count.multipliedReportingOverflow(by: Int(d))
             guard !o, p <= 1 << 40 else {

@@ -251,8 +251,9 @@ extension ProtobufField {
             values.reserveCapacity(values.count + n / 4)
             for i in 0..<(n / 4) {
                 values.append(
-                    Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
-                        .littleEndian))
+                    Float(
+                        bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                            .littleEndian))
             }
         default:
             throw fail(.corrupt, "field \(number): expected float values, found \(wireType)")
@@ -272,8 +273,9 @@ extension ProtobufField {
             let raw = payload.bytes
             for i in 0..<(n / 8) {
                 values.append(
-                    Double(bitPattern: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
-                        .littleEndian))
+                    Double(
+                        bitPattern: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+                            .littleEndian))
             }
         default:
             throw fail(.corrupt, "field \(number): expected double values, found \(wireType)")

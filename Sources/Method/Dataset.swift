@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import Models
 import TensorCore
 
@@ -231,8 +231,15 @@ public final class DatasetBuilder {
     ) throws -> DatasetSummary? {
         try options.validate()
         let fm = FileManager.default
-        for folder in [partial, output.appendingPathComponent("train"), output.appendingPathComponent("test")] {
+        for folder in [
+            partial, output.appendingPathComponent("train"), output.appendingPathComponent("test"),
+        ] {
             try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+            // A run killed inside an atomic write leaves its hidden temporary file behind.
+            for name in try fm.contentsOfDirectory(atPath: folder.path)
+            where name.hasPrefix(".") && name.contains(".tmp-") {
+                try? fm.removeItem(at: folder.appendingPathComponent(name))
+            }
         }
         try checkOrWriteState()
 
@@ -351,8 +358,7 @@ public final class DatasetBuilder {
         }
     }
 
-    func summary(train: DatasetSplitSummary, test: DatasetSplitSummary) throws -> DatasetSummary
-    {
+    func summary(train: DatasetSplitSummary, test: DatasetSplitSummary) throws -> DatasetSummary {
         var rules: [String: String] = [:]
         for a in options.attributes {
             switch a {
@@ -385,10 +391,15 @@ public final class DatasetBuilder {
         let (l, d) = (generator.codeLayers, generator.codeWidth)
         var splitSummaries: [String: DatasetSplitSummary] = [:]
         for split in ["train", "test"] {
-            let indices = split == "train"
+            let indices =
+                split == "train"
                 ? 0..<options.trainCount : options.trainCount..<options.count
-            let chunks = indices.isEmpty
-                ? [] : Array((indices.lowerBound / options.chunkSize)...((indices.upperBound - 1) / options.chunkSize))
+            let chunks =
+                indices.isEmpty
+                ? []
+                : Array(
+                    (indices.lowerBound / options.chunkSize)...((indices.upperBound - 1)
+                        / options.chunkSize))
             var rows: [[Int]] = []
             let codeURL = output.appendingPathComponent(split).appendingPathComponent(codeFileName)
             try AtomicFile.write(to: codeURL) { w in
@@ -404,7 +415,8 @@ public final class DatasetBuilder {
                     rows += labels(Array(raw[(2 * lo)..<(2 * hi)]))
                 }
             }
-            var text = "\(rows.count)\n" + options.attributes.map(\.rawValue).joined(separator: " ")
+            var text =
+                "\(rows.count)\n" + options.attributes.map(\.rawValue).joined(separator: " ")
                 + "\n"
             for (i, row) in rows.enumerated() {
                 text += String(format: "%06d.png", i)
@@ -435,7 +447,8 @@ public final class DatasetBuilder {
 /// 64 bytes as NumPy writes it (the data is streamed after it).
 func npyHeader(shape: [Int]) -> [UInt8] {
     let dims = shape.map(String.init).joined(separator: ", ")
-    var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': ("
+    var dict =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': ("
         + dims + (shape.count == 1 ? ",)" : ")") + ", }"
     let total = (10 + dict.utf8.count + 1 + 63) / 64 * 64
     dict += String(repeating: " ", count: total - 10 - dict.utf8.count - 1) + "\n"

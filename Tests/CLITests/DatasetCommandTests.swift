@@ -22,7 +22,9 @@ final class DatasetCommandTests: XCTestCase {
         for case let url as URL in e {
             var isDir: ObjCBool = false
             FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
-            if !isDir.boolValue { out[String(url.path.dropFirst(dir.path.count))] = try Data(contentsOf: url) }
+            if !isDir.boolValue {
+                out[String(url.path.dropFirst(dir.path.count))] = try Data(contentsOf: url)
+            }
         }
         return out
     }
@@ -60,8 +62,9 @@ final class DatasetCommandTests: XCTestCase {
             let values = Set(lines.dropFirst(2).map { $0.split(separator: " ")[col] })
             XCTAssertEqual(values, ["1", "-1"], "column \(col)")
         }
-        let json = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: a.appendingPathComponent("dataset.json"))) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: a.appendingPathComponent("dataset.json"))) as! [String: Any]
         let generator = json["generator"] as! [String: Any]
         XCTAssertEqual(
             generator["sha256"] as? String,
@@ -92,16 +95,23 @@ final class DatasetCommandTests: XCTestCase {
         let tmp = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: tmp) }
         let out = tmp.appendingPathComponent("d").path
-        let bad = runCLI(["dataset", "--generator", "dcgan", "--count", "10", "--out", out, "--label", "smile"])
+        let bad = runCLI([
+            "dataset", "--generator", "dcgan", "--count", "10", "--out", out, "--label", "smile",
+        ])
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.err.contains("smile"), bad.err)
         let frac = runCLI(
-            ["dataset", "--generator", "dcgan", "--count", "10", "--out", out, "--test-fraction", "2"])
+            [
+                "dataset", "--generator", "dcgan", "--count", "10", "--out", out, "--test-fraction",
+                "2",
+            ])
         XCTAssertEqual(frac.status, 2)
         XCTAssertTrue(frac.err.contains("--test-fraction"), frac.err)
         let missing = runCLI(
-            ["dataset", "--generator", tmp.appendingPathComponent("no.pt").path, "--count", "10",
-             "--out", out])
+            [
+                "dataset", "--generator", tmp.appendingPathComponent("no.pt").path, "--count", "10",
+                "--out", out,
+            ])
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.err.contains("no.pt"), missing.err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))

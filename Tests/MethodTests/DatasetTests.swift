@@ -40,7 +40,8 @@ private final class TinyLabeler: AttributeLabeler {
 }
 
 final class DatasetTests: XCTestCase {
-    let identity = DatasetGenerator(kind: "tiny", file: "tiny", sha256: String(repeating: "ab", count: 32), summary: "tiny")
+    let identity = DatasetGenerator(
+        kind: "tiny", file: "tiny", sha256: String(repeating: "ab", count: 32), summary: "tiny")
 
     func options(_ count: Int = 23) -> DatasetOptions {
         var o = DatasetOptions(count: count)
@@ -133,7 +134,15 @@ final class DatasetTests: XCTestCase {
                 XCTAssertEqual(json.posWeight[a]!!, Double(18 - pos) / Double(pos), accuracy: 1e-12)
             }
         }
-        XCTAssertNotNil(json.labelRules["age"]?.contains("35"))
+        XCTAssertEqual(json.labelRules["age"]?.contains("35"), true)
+
+        // The training loader reads the folder as written.
+        let split = try TrainingSplit.read(root: dir, name: "train")
+        XCTAssertEqual(split.count, 18)
+        XCTAssertEqual(split.attributeNames, ["gender", "age"])
+        XCTAssertEqual(split.codes.scalars, z.scalars)
+        XCTAssertEqual(split.labels.scalars, list.rows.flatMap(\.values))
+        XCTAssertEqual(try TrainingSplit.read(root: dir, name: "test").count, 5)
     }
 
     /// Interrupted after 2 of 5 chunks, then resumed: the same files as one uninterrupted
@@ -147,6 +156,8 @@ final class DatasetTests: XCTestCase {
         try builder(a).build()
         XCTAssertNil(try builder(b).build(stopAfterChunks: 2))
         XCTAssertFalse(FileManager.default.fileExists(atPath: b.path + "/dataset.json"))
+        // What a kill inside an atomic write leaves: removed by the resumed run.
+        try Data([1, 2]).write(to: b.appendingPathComponent("train/.000011.png.tmp-x1"))
         let labeler = TinyLabeler()
         var seen: [DatasetProgress] = []
         try builder(b, labeler: labeler).build(progress: { seen.append($0) })
@@ -167,9 +178,10 @@ final class DatasetTests: XCTestCase {
         try builder(a).build()
         try builder(b).build()
         let fm = FileManager.default
-        for name in ["test/000003.png", "test/000004.png", "list_attr_celeba-test.txt",
-                     "dataset.json", "test/z.npy", ".progress/chunk-000003-labels.npy"]
-        {
+        for name in [
+            "test/000003.png", "test/000004.png", "list_attr_celeba-test.txt",
+            "dataset.json", "test/z.npy", ".progress/chunk-000003-labels.npy",
+        ] {
             try fm.removeItem(at: b.appendingPathComponent(name))
         }
         let labeler = TinyLabeler()

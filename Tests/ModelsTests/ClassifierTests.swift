@@ -91,7 +91,9 @@ private func model(
                 p.int(2, 1)
                 p.string(8, name)
                 var raw: [UInt8] = []
-                for v in t.scalars { raw += withUnsafeBytes(of: v.bitPattern.littleEndian, Array.init) }
+                for v in t.scalars {
+                    raw += withUnsafeBytes(of: v.bitPattern.littleEndian, Array.init)
+                }
                 p.raw(9, raw)
             }
         }
@@ -220,7 +222,9 @@ final class ONNXExecutorTests: XCTestCase {
             for oy in 0..<3 {
                 for ox in 0..<3 {
                     var m = -Float.infinity
-                    for dy in 0..<2 { for dx in 0..<2 { m = max(m, v[p * 36 + (2 * oy + dy) * 6 + 2 * ox + dx]) } }
+                    for dy in 0..<2 {
+                        for dx in 0..<2 { m = max(m, v[p * 36 + (2 * oy + dy) * 6 + 2 * ox + dx]) }
+                    }
                     pooled[p * 9 + oy * 3 + ox] = m
                 }
             }
