@@ -327,6 +327,38 @@ final class ClassifierTests: XCTestCase {
         XCTAssertEqual(p[2].age(threshold: 35), 1)
     }
 
+    /// Single-byte corruptions of the real gender graph (fixed seed): each gives a model
+    /// that is refused with an error, or one that runs; none traps.
+    func testCorruptedGraphsFailCleanly() throws {
+        let url = try ModelFiles.url("age-gender/gender-v1.onnx")
+        let original = [UInt8](try Data(contentsOf: url))
+        // The structure (everything but the float payloads) is where corruption matters:
+        // the first 2 KiB hold the nodes and attributes, the tail the initializer headers.
+        var rng = RandomGenerator(seed: 11)
+        let x = Tensor.zeros([1, 3, 32, 32])
+        var refused = 0
+        for trial in 0..<160 {
+            var bytes = original
+            let u = rng.uniform([3]).scalars
+            let region = trial % 2 == 0 ? 0..<2048 : (original.count - 4096)..<original.count
+            let at = region.lowerBound + Int(u[0] * Float(region.count - 1))
+            bytes[at] = UInt8(Int(u[1] * 255))
+            do {
+                let exec = try ONNXExecutor(
+                    model: ONNXModel(bytes: bytes, name: "mutant.onnx"))
+                _ = try exec(x)
+            } catch let e as FormatError {
+                XCTAssertTrue(e.description.contains("mutant.onnx"), e.description)
+                refused += 1
+            } catch let e as ONNXExecutionError {
+                XCTAssertEqual(e.file, "mutant.onnx")
+                refused += 1
+            }
+        }
+        print("corrupted gender graphs: \(refused) of 160 refused, the rest ran")
+        XCTAssertGreaterThan(refused, 0)
+    }
+
     func testManifestErrorsNameTheKey() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
