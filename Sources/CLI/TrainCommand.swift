@@ -217,6 +217,13 @@ struct TrainCommand: Subcommand {
         s.generatorKind = try args.choice(
             "generator-kind", GeneratorKind.allCases.map(\.rawValue))!
         s.perceptual = args.string("perceptual") ?? "stlpips-alex"
+        guard ["none", "stlpips-alex", "stlpips-vgg"].contains(s.perceptual)
+            || (s.perceptual.hasPrefix("lpips:") && s.perceptual.count > 6)
+        else {
+            throw UsageError(
+                "isfgan train: --perceptual must be stlpips-alex, stlpips-vgg, lpips:FILE, "
+                    + "lpips:BACKBONE,HEADS or none, got '\(s.perceptual)'")
+        }
         s.name = try args.required("name")
         guard !s.name.isEmpty, !s.name.contains("/") else {
             throw UsageError("isfgan train: --name must be a non-empty name without '/'")

@@ -1,0 +1,98 @@
+import Foundation
+import TensorCore
+import TestSupport
+import XCTest
+
+@testable import CLI
+@testable import Formats
+@testable import Method
+@testable import Models
+
+/// `isfgan train` and `isfgan export` end to end on the tiny fixture generator and a
+/// synthetic data set (runs of a few steps).
+final class TrainCommandTests: XCTestCase {
+    func setUpRun() throws -> (generator: String, data: URL, out: URL) {
+        let g = try Fixtures.url("stylegan2-tiny/stylegan2-tiny.pt")
+        let generator = try GeneratorFile.loadStyleGAN2(g, key: "g_ema")
+        let dir = temporaryDirectory("isfgan-train-cli")
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data")
+        try SyntheticTrainingData.write(to: data, generator: generator, train: 4, test: 2)
+        return (g.path, data, dir.appendingPathComponent("runs"))
+    }
+
+    func smallRun(
+        _ p: (generator: String, data: URL, out: URL), iters: Int, perceptual: String = "none"
+    ) -> [String] {
+        [
+            "train", "--generator", p.generator, "--data", p.data.path, "--out", p.out.path,
+            "--name", "cli", "--iters", "\(iters)", "--batch", "1", "--training-size", "8",
+            "--d-max-width", "32", "--perceptual", perceptual, "--warmup", "1", "--log-every", "1",
+            "--save-every", "2", "--sample-every", "0", "--threads", "2",
+        ]
+    }
+
+    func testDryRunPrintsSettingsCountsAndStepTime() throws {
+        let p = try setUpRun()
+        let r = runCLI(smallRun(p, iters: 10) + ["--dry-run"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("\"iterations\" : 10"), r.out)
+        XCTAssertTrue(r.out.contains("ISF parameters:"), r.out)
+        XCTAssertTrue(r.out.contains("discriminator parameters:"), r.out)
+        XCTAssertTrue(r.out.contains("estimated step time:"), r.out)
+        XCTAssertTrue(r.out.contains("\"attributes\" : [\n    \"Attr0\""), r.out)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: p.out.path), "dry run wrote files")
+    }
+
+    func testTrainResumeAndExport() throws {
+        let p = try setUpRun()
+        let r = runCLI(smallRun(p, iters: 2))
+        XCTAssertEqual(r.status, 0, r.err)
+        let folder = p.out.appendingPathComponent("00000-cli")
+        XCTAssertTrue(r.out.contains("finished 2 iterations"), r.out)
+        // Off a terminal: one plain status line per --log-every steps.
+        XCTAssertTrue(r.err.contains("step 2/2"), r.err)
+        XCTAssertTrue(r.err.contains("it/s"), r.err)
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        for n in ["checkpoints", "final.safetensors", "log.txt", "samples", "settings.json", "stats.jsonl"] {
+            XCTAssertTrue(names.contains(n), "\(n) missing from \(names)")
+        }
+        let settings = try TrainingRun.settings(ofRun: folder)
+        XCTAssertEqual(settings.generatorSHA256, try SHA256.hexDigest(ofFile: URL(fileURLWithPath: p.generator)))
+        XCTAssertNil(settings.objective.positiveWeights, "2 attributes: FFHQ pos_weight must not apply")
+
+        // Resuming a finished run only rewrites the final file; changing settings is refused.
+        let again = runCLI(["train", "--resume", folder.path])
+        XCTAssertEqual(again.status, 0, again.err)
+        let refused = runCLI(["train", "--resume", folder.path, "--lr", "1"])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.err.contains("--lr cannot be changed"), refused.err)
+
+        let export = runCLI(["export", "--format", "torch", folder.path])
+        XCTAssertEqual(export.status, 0, export.err)
+        let ckpt = folder.appendingPathComponent("export/000002_nets_ema.ckpt")
+        XCTAssertTrue(export.out.contains(ckpt.path), export.out)
+        let file = try TorchCheckpoint(contentsOf: ckpt)
+        XCTAssertNotNil(file.root["mapnet"])
+        XCTAssertNotNil(file.root["discriminator"])
+        // What edit takes: the official checkpoint and the final ISF file both load.
+        XCTAssertNoThrow(try LoadedISF.load(ckpt))
+        XCTAssertNoThrow(try LoadedISF.load(folder.appendingPathComponent("final.safetensors")))
+    }
+
+    func testErrorsNameTheProblem() throws {
+        let p = try setUpRun()
+        try FileManager.default.removeItem(at: p.data.appendingPathComponent("test/000001.png"))
+        let r = runCLI(smallRun(p, iters: 2))
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains("test/wp.npy has 2 codes"), r.err)
+
+        let missing = runCLI(["train", "--data", p.data.path])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.err.contains("--generator is required"), missing.err)
+
+        let badPerceptual = runCLI(smallRun(p, iters: 2, perceptual: "alexnet"))
+        XCTAssertEqual(badPerceptual.status, 2)
+        XCTAssertTrue(badPerceptual.err.contains("--perceptual must be"), badPerceptual.err)
+    }
+}
