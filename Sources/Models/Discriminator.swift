@@ -108,45 +108,17 @@ public struct DiscriminatorConfig: Equatable, Codable, Sendable, CustomStringCon
 
 // MARK: - Layers
 
-/// `nn.Conv2d` with square kernels: weight [out, in, k, k], optional bias [out].
-final class TorchConv2d: Module {
-    let weight: Parameter  // [out, in, k, k]
-    let bias: Parameter?  // [out]
-    let stride: Int
-    let padding: Int
-
-    init(
-        _ inputs: Int, _ outputs: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-        bias: Bool = true
-    ) {
-        weight = Parameter(Tensor.zeros([outputs, inputs, kernel, kernel]))
-        self.bias = bias ? Parameter(Tensor.zeros([outputs])) : nil
-        self.stride = stride
-        self.padding = padding
-        super.init()
-        register("weight", weight)
-        if let b = self.bias { register("bias", b) }
-    }
-
-    var fanIn: Int { weight.shape[1] * weight.shape[2] * weight.shape[3] }
-
-    /// x [N, in, H, W] → [N, out, Ho, Wo].
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        x.conv2d(weight.value, bias: bias?.value, stride: stride, padding: padding)
-    }
-}
-
 /// StarGAN v2's `ResBlk` without normalisation, always downsampling:
 /// `(shortcut(x) + residual(x)) / √2`.
 final class DiscriminatorBlock: Module {
-    let conv1: TorchConv2d  // in → in, 3×3
-    let conv2: TorchConv2d  // in → out, 3×3
-    let shortcutConv: TorchConv2d?  // in → out, 1×1, no bias (only when in ≠ out)
+    let conv1: Conv2d  // in → in, 3×3
+    let conv2: Conv2d  // in → out, 3×3
+    let shortcutConv: Conv2d?  // in → out, 1×1, no bias (only when in ≠ out)
 
     init(_ dimIn: Int, _ dimOut: Int) {
-        conv1 = TorchConv2d(dimIn, dimIn, kernel: 3, padding: 1)
-        conv2 = TorchConv2d(dimIn, dimOut, kernel: 3, padding: 1)
-        shortcutConv = dimIn != dimOut ? TorchConv2d(dimIn, dimOut, kernel: 1, bias: false) : nil
+        conv1 = Conv2d(dimIn, dimIn, kernel: 3, padding: 1)
+        conv2 = Conv2d(dimIn, dimOut, kernel: 3, padding: 1)
+        shortcutConv = dimIn != dimOut ? Conv2d(dimIn, dimOut, kernel: 1, bias: false) : nil
         super.init()
         register("conv1", conv1)
         register("conv2", conv2)
@@ -166,12 +138,12 @@ final class DiscriminatorBlock: Module {
 /// One output head: LeakyReLU, Conv 4×4 (C → C, no padding), LeakyReLU, Conv 1×1 (C → K).
 /// Keys `1.*` and `3.*` as in the official `nn.Sequential`.
 final class DiscriminatorHead: Module {
-    let conv: TorchConv2d  // C → C, 4×4
-    let out: TorchConv2d  // C → K, 1×1
+    let conv: Conv2d  // C → C, 4×4
+    let out: Conv2d  // C → K, 1×1
 
     init(width: Int, outputs: Int) {
-        conv = TorchConv2d(width, width, kernel: 4)
-        out = TorchConv2d(width, outputs, kernel: 1)
+        conv = Conv2d(width, width, kernel: 4)
+        out = Conv2d(width, outputs, kernel: 1)
         super.init()
         register("1", conv)
         register("3", out)
@@ -209,7 +181,7 @@ public final class Discriminator: Module {
     public static let checkpointKey = "discriminator"
 
     public let config: DiscriminatorConfig
-    let stem: TorchConv2d
+    let stem: Conv2d
     let blocks: [DiscriminatorBlock]
     let attributeHead: DiscriminatorHead
     let realismHead: DiscriminatorHead
@@ -218,7 +190,7 @@ public final class Discriminator: Module {
     public init(_ config: DiscriminatorConfig) {
         precondition((try? config.validate()) != nil, "Discriminator: invalid \(config)")
         self.config = config
-        stem = TorchConv2d(3, config.firstWidth, kernel: 3, padding: 1)
+        stem = Conv2d(3, config.firstWidth, kernel: 3, padding: 1)
         blocks = config.blockWidths.map { DiscriminatorBlock($0.input, $0.output) }
         attributeHead = DiscriminatorHead(width: config.finalWidth, outputs: config.attributes)
         realismHead = DiscriminatorHead(width: config.finalWidth, outputs: 1)
@@ -252,7 +224,7 @@ public final class Discriminator: Module {
         }
     }
 
-    private var convolutions: [TorchConv2d] {
+    private var convolutions: [Conv2d] {
         var all = [stem]
         for b in blocks { all += [b.conv1, b.conv2] + (b.shortcutConv.map { [$0] } ?? []) }
         return all + [attributeHead.conv, attributeHead.out, realismHead.conv, realismHead.out]

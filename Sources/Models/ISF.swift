@@ -258,46 +258,12 @@ extension ISFConfig {
 
 // MARK: - Layers
 
-/// `nn.Linear`: `x · weightᵀ + bias`, weight [out, in].
-final class ISFLinear: Module {
-    let weight: Parameter  // [out, in]
-    let bias: Parameter  // [out]
-
-    init(_ inputs: Int, _ outputs: Int) {
-        weight = Parameter(Tensor.zeros([outputs, inputs]))
-        bias = Parameter(Tensor.zeros([outputs]))
-        super.init()
-        register("weight", weight)
-        register("bias", bias)
-    }
-
-    func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight.value, bias: bias.value) }
-}
-
-/// `nn.LayerNorm(width)` (eps 1e-5, affine) over the last axis.
-final class ISFLayerNorm: Module {
-    let weight: Parameter  // [width]
-    let bias: Parameter  // [width]
-
-    init(_ width: Int) {
-        weight = Parameter(Tensor.ones([width]))
-        bias = Parameter(Tensor.zeros([width]))
-        super.init()
-        register("weight", weight)
-        register("bias", bias)
-    }
-
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        x.layerNorm(weight: weight.value, bias: bias.value)
-    }
-}
-
 /// An `nn.Sequential` of Linear, LayerNorm and ReLU. Every entry takes an index, as in
 /// PyTorch, so a ReLU shifts the keys of what follows without owning any.
 final class ISFSequential: Module {
     enum Step {
-        case linear(ISFLinear)
-        case layerNorm(ISFLayerNorm)
+        case linear(Linear)
+        case layerNorm(LayerNorm)
         case relu
     }
 
@@ -330,10 +296,10 @@ final class ISFSequential: Module {
     /// The trunk `z_net.shared`: Linear(rnd + D, inner), ReLU, then three blocks of
     /// [LayerNorm, Linear, ReLU] (pre-norm) or [Linear, ReLU, LayerNorm].
     static func trunk(inputs: Int, width: Int, preNorm: Bool) -> ISFSequential {
-        var steps: [Step] = [.linear(ISFLinear(inputs, width)), .relu]
+        var steps: [Step] = [.linear(Linear(inputs, width)), .relu]
         for _ in 0..<3 {
-            let norm = Step.layerNorm(ISFLayerNorm(width))
-            let block: [Step] = [.linear(ISFLinear(width, width)), .relu]
+            let norm = Step.layerNorm(LayerNorm(width))
+            let block: [Step] = [.linear(Linear(width, width)), .relu]
             steps += preNorm ? [norm] + block : block + [norm]
         }
         return ISFSequential(steps)
@@ -342,17 +308,17 @@ final class ISFSequential: Module {
     /// One branch `z_net.unshared.N`: Linear, ReLU, Linear, ReLU, Linear, all inner wide.
     static func branch(width: Int) -> ISFSequential {
         ISFSequential([
-            .linear(ISFLinear(width, width)), .relu,
-            .linear(ISFLinear(width, width)), .relu,
-            .linear(ISFLinear(width, width)),
+            .linear(Linear(width, width)), .relu,
+            .linear(Linear(width, width)), .relu,
+            .linear(Linear(width, width)),
         ])
     }
 
     /// The output MLP `w_net.fc`, C → C: [LN, Linear, ReLU, LN, Linear, ReLU, LN, Linear]
     /// (pre-norm) or [Linear, ReLU, LN, Linear, ReLU, LN, Linear].
     static func outputMLP(width c: Int, preNorm: Bool) -> ISFSequential {
-        func norm() -> Step { .layerNorm(ISFLayerNorm(c)) }
-        func linear() -> Step { .linear(ISFLinear(c, c)) }
+        func norm() -> Step { .layerNorm(LayerNorm(c)) }
+        func linear() -> Step { .linear(Linear(c, c)) }
         if preNorm {
             return ISFSequential([
                 norm(), linear(), .relu, norm(), linear(), .relu, norm(), linear(),
@@ -366,12 +332,12 @@ final class ISFSequential: Module {
 /// `(γ, β)` = the two halves of `fc(h)`.
 final class ISFAdaptiveNorm: Module {
     /// The affine LayerNorm over C (adaln); nil for the parameter-free instance norm.
-    let norm: ISFLayerNorm?
-    let fc: ISFLinear  // inner → 2C
+    let norm: LayerNorm?
+    let fc: Linear  // inner → 2C
 
     init(styleWidth: Int, codeWidth: Int, affineNorm: Bool) {
-        norm = affineNorm ? ISFLayerNorm(codeWidth) : nil
-        fc = ISFLinear(styleWidth, 2 * codeWidth)
+        norm = affineNorm ? LayerNorm(codeWidth) : nil
+        fc = Linear(styleWidth, 2 * codeWidth)
         super.init()
         if let norm { register("norm", norm) }
         register("fc", fc)
@@ -471,7 +437,7 @@ public final class ISFNetwork: Module {
         for linear in linears(in: self) {
             let bound = 1 / Float(linear.weight.shape[1]).squareRoot()
             linear.weight.assign(generator.uniform(linear.weight.shape, low: -bound, high: bound))
-            linear.bias.assign(generator.uniform(linear.bias.shape, low: -bound, high: bound))
+            if let b = linear.bias { b.assign(generator.uniform(b.shape, low: -bound, high: bound)) }
         }
     }
 
@@ -527,9 +493,9 @@ public final class ISFNetwork: Module {
     }
 
     /// Every Linear under `module`, in key order.
-    private func linears(in module: Module) -> [ISFLinear] {
-        if let linear = module as? ISFLinear { return [linear] }
-        return module.entries.flatMap { entry -> [ISFLinear] in
+    private func linears(in module: Module) -> [Linear] {
+        if let linear = module as? Linear { return [linear] }
+        return module.entries.flatMap { entry -> [Linear] in
             if case .module(let child) = entry.entry { return linears(in: child) }
             return []
         }

@@ -124,8 +124,8 @@ public final class LPIPS: Module, PerceptualLoss {
     let shift: Parameter  // [1, 3, 1, 1]
     let scale: Parameter  // [1, 3, 1, 1]
     /// The `features` layers: each convolution, or nil for ReLU and pooling.
-    let convs: [Int: TorchConv2d]
-    let heads: [TorchConv2d]  // C_l → 1, 1×1, no bias
+    let convs: [Int: Conv2d]
+    let heads: [Conv2d]  // C_l → 1, 1×1, no bias
 
     /// The fixed input shift and scale of the `lpips` package's `ScalingLayer`.
     public static let shiftValues: [Float] = [-0.030, -0.088, -0.188]
@@ -138,14 +138,14 @@ public final class LPIPS: Module, PerceptualLoss {
             Tensor(shape: [1, 3, 1, 1], LPIPS.shiftValues), buffer: true, rebuildable: true)
         scale = Parameter(
             Tensor(shape: [1, 3, 1, 1], LPIPS.scaleValues), buffer: true, rebuildable: true)
-        var convs: [Int: TorchConv2d] = [:]
+        var convs: [Int: Conv2d] = [:]
         for (i, layer) in backbone.layers.enumerated() {
             if case .conv(let cin, let cout, let k, let s, let p) = layer {
-                convs[i] = TorchConv2d(cin, cout, kernel: k, stride: s, padding: p)
+                convs[i] = Conv2d(cin, cout, kernel: k, stride: s, padding: p)
             }
         }
         self.convs = convs
-        heads = backbone.channels.map { TorchConv2d($0, 1, kernel: 1, bias: false) }
+        heads = backbone.channels.map { Conv2d($0, 1, kernel: 1, bias: false) }
         super.init()
 
         let scaling = Module()

@@ -101,25 +101,6 @@ private let stNormEpsilon: Float = 1e-10
 
 private final class STContainer: Module {}
 
-private final class STConv: Module {
-    let weight: Parameter  // [out, in, k, k]
-    let bias: Parameter  // [out]
-    let padding: Int
-
-    init(_ inputs: Int, _ outputs: Int, kernel: Int, padding: Int) {
-        weight = Parameter(Tensor.zeros([outputs, inputs, kernel, kernel]))
-        bias = Parameter(Tensor.zeros([outputs]))
-        self.padding = padding
-        super.init()
-        register("weight", weight)
-        register("bias", bias)
-    }
-
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        x.conv2d(weight.value, bias: bias.value, padding: padding)
-    }
-}
-
 private final class STBlur: Module {
     let filter: Parameter  // [C, 1, 3, 3]
     let channels: Int
@@ -170,7 +151,7 @@ public final class STLPIPS: Module, PerceptualLoss {
 
     private let shift: Parameter  // [1, 3, 1, 1]
     private let scale: Parameter  // [1, 3, 1, 1]
-    private let convs: [Int: STConv]
+    private let convs: [Int: Conv2d]
     private let blurs: [Int: STBlur]
     private let heads: [Parameter]  // 5 × [1, C_k, 1, 1]
     private let slices: [[(index: Int, layer: STLayer)]]
@@ -181,12 +162,12 @@ public final class STLPIPS: Module, PerceptualLoss {
         slices = backbone.slices
         shift = Parameter(Tensor.zeros([1, 3, 1, 1]), buffer: true)
         scale = Parameter(Tensor.ones([1, 3, 1, 1]), buffer: true)
-        var convs: [Int: STConv] = [:], blurs: [Int: STBlur] = [:]
+        var convs: [Int: Conv2d] = [:], blurs: [Int: STBlur] = [:]
         for slice in slices {
             for (i, layer) in slice {
                 switch layer {
                 case .conv(let cin, let cout, let k, let p):
-                    convs[i] = STConv(cin, cout, kernel: k, padding: p)
+                    convs[i] = Conv2d(cin, cout, kernel: k, padding: p)
                 case .blur(let c): blurs[i] = STBlur(c)
                 case .relu, .maxPool: break
                 }
