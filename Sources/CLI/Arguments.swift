@@ -26,7 +26,8 @@ public struct OptionSpec: Sendable {
     public static func repeated(_ name: String, _ placeholder: String, _ help: String)
         -> OptionSpec
     {
-        OptionSpec(name: name, kind: .repeated(placeholder: placeholder), help: help, defaultValue: nil)
+        OptionSpec(
+            name: name, kind: .repeated(placeholder: placeholder), help: help, defaultValue: nil)
     }
 
     public static func flag(_ name: String, _ help: String) -> OptionSpec {
@@ -50,7 +51,9 @@ public struct ParsedArguments {
     let specs: [String: OptionSpec]
 
     /// Parses `arguments` against `specs`; `--name=value` and `--name value` both work.
-    public init(command: String, specs: [OptionSpec], arguments: [String], positional allowed: Int = 0)
+    public init(
+        command: String, specs: [OptionSpec], arguments: [String], positional allowed: Int = 0
+    )
         throws
     {
         self.command = command
@@ -76,7 +79,9 @@ public struct ParsedArguments {
             }
             guard let spec = byName[name] else {
                 let near = byName.keys.filter { $0.hasPrefix(String(name.prefix(3))) }.sorted()
-                let hint = near.isEmpty ? "" : " (did you mean \(near.map { "--" + $0 }.joined(separator: ", "))?)"
+                let hint =
+                    near.isEmpty
+                    ? "" : " (did you mean \(near.map { "--" + $0 }.joined(separator: ", "))?)"
                 throw UsageError(
                     "isfgan \(command): unknown option --\(name)\(hint); "
                         + "see 'isfgan \(command) --help'")
@@ -139,7 +144,8 @@ public struct ParsedArguments {
         }
         if let range, !range.contains(v) {
             throw UsageError(
-                "isfgan \(command): --\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(v)")
+                "isfgan \(command): --\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(v)"
+            )
         }
         return v
     }
@@ -157,7 +163,8 @@ public struct ParsedArguments {
         guard let s = string(name) else { return nil }
         guard choices.contains(s) else {
             throw UsageError(
-                "isfgan \(command): --\(name) must be one of \(choices.joined(separator: ", ")), got '\(s)'")
+                "isfgan \(command): --\(name) must be one of \(choices.joined(separator: ", ")), got '\(s)'"
+            )
         }
         return s
     }
@@ -180,7 +187,10 @@ public func helpText(command: String, summary: String, usage: String, specs: [Op
     for (s, head) in zip(specs, heads) {
         var text = s.help
         if let d = s.defaultValue { text += " (default: \(d))" }
-        let pad = head.count < width ? String(repeating: " ", count: width - head.count) : "\n" + String(repeating: " ", count: width)
+        let pad =
+            head.count < width
+            ? String(repeating: " ", count: width - head.count)
+            : "\n" + String(repeating: " ", count: width)
         lines.append(head + pad + text)
     }
     return lines.joined(separator: "\n")

@@ -31,7 +31,8 @@ struct BenchCommand: Subcommand {
             let batches = try parseIntList(args.required("batch"), flag: "batch", command: name)
             let formName = try args.choice("form", ["shared", "grouped", "both"])!
             let forms: [ModulationForm] =
-                formName == "both" ? [.shared, .grouped] : formName == "shared" ? [.shared] : [.grouped]
+                formName == "both"
+                ? [.shared, .grouped] : formName == "shared" ? [.shared] : [.grouped]
             let progress = ProgressLine(console: console)
             let rows = benchmarkGenerator(
                 size: size, batches: batches, forms: forms, repeats: repeats,
@@ -45,12 +46,14 @@ struct BenchCommand: Subcommand {
                     + "peak tensors")
             for r in rows {
                 console.out(
-                    pad("\(r.batch)", 6) + pad(r.form, 9) + pad(String(format: "%.0f", r.millisecondsPerImage), 11)
+                    pad("\(r.batch)", 6) + pad(r.form, 9)
+                        + pad(String(format: "%.0f", r.millisecondsPerImage), 11)
                         + pad(String(format: "%.0f", r.gflops), 9)
                         + String(format: "%.0f MB", Double(r.peakTensorBytes) / 1e6))
             }
             if let rss = peakResidentBytes() {
-                console.out(String(format: "process peak resident memory: %.0f MB", Double(rss) / 1e6))
+                console.out(
+                    String(format: "process peak resident memory: %.0f MB", Double(rss) / 1e6))
             }
             console.out(
                 "reference (2 threads, this kind of machine): PyTorch ≈1.0 s/image at 256 px, "

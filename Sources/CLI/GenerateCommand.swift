@@ -21,9 +21,11 @@ struct GenerateCommand: Subcommand {
         .value("space", "NAME", "what --latents holds: z, w or wplus (required for 2-D files)"),
         .flag("broadcast", "repeat a w (N, D) over all layers (same as --space w)"),
         .value("truncation", "PSI", "truncation ψ towards the mean w (1 = none)", default: "1"),
-        .value("truncation-center", "FILE", "the centre as (D) or (1, D) .npy instead of latent_avg"),
+        .value(
+            "truncation-center", "FILE", "the centre as (D) or (1, D) .npy instead of latent_avg"),
         .value("truncation-cutoff", "N", "truncate only the first N W+ rows (default: all)"),
-        .value("noise", "MODE", "noise inputs: const (stored maps), random or zero", default: "const"),
+        .value(
+            "noise", "MODE", "noise inputs: const (stored maps), random or zero", default: "const"),
         .value("seed", "N", "seed for --noise random", default: "0"),
         .value("batch", "N", "images per generator run", default: "4"),
         .value("out", "PATH", "a folder (000000.png, …) or one .png/.jpg (a grid when N > 1)"),
@@ -53,7 +55,8 @@ struct GenerateCommand: Subcommand {
         var codes: Tensor = try GradMode.withoutGradients {
             if let seedText = args.string("seeds") {
                 let seeds = try parseIntList(seedText, flag: "seeds", command: name)
-                let z = Tensor.concat(seeds.map { Tensor.randn([1, loaded.codeWidth], seed: UInt64($0)) })
+                let z = Tensor.concat(
+                    seeds.map { Tensor.randn([1, loaded.codeWidth], seed: UInt64($0)) })
                 if let g = styleGAN { return g.broadcast(g.map(z)) }
                 return z.reshaped([seeds.count, 1, loaded.codeWidth])
             }
@@ -63,7 +66,8 @@ struct GenerateCommand: Subcommand {
             if args.flag("broadcast") {
                 if space == nil { space = "w" }
                 guard space == "w" else {
-                    throw UsageError("isfgan generate: --broadcast applies to w codes, not --space \(space!)")
+                    throw UsageError(
+                        "isfgan generate: --broadcast applies to w codes, not --space \(space!)")
                 }
             }
             return try LatentFile.codes(raw, space: space, generator: loaded, file: path)
@@ -85,11 +89,15 @@ struct GenerateCommand: Subcommand {
             } else if let avg = g.latentAverage {
                 center = avg
             } else {
-                console.warn("the checkpoint has no latent_avg; truncating towards the mean of 10 000 mapped z (seed 0)")
+                console.warn(
+                    "the checkpoint has no latent_avg; truncating towards the mean of 10 000 mapped z (seed 0)"
+                )
                 center = g.meanLatent()
             }
             let truncated = g.truncate(codes, psi: psi, center: center)
-            if let cut = try args.int("truncation-cutoff", range: 0...g.codeLayers), cut < g.codeLayers {
+            if let cut = try args.int("truncation-cutoff", range: 0...g.codeLayers),
+                cut < g.codeLayers
+            {
                 codes = g.mix(truncated, codes, crossover: cut)
             } else {
                 codes = truncated
@@ -108,12 +116,17 @@ struct GenerateCommand: Subcommand {
             case "zero": mode = .zero
             default: mode = .constant
             }
-            images.append(GradMode.withoutGradients { loaded.render(codes.slice(0, start..<end), noise: mode) })
+            images.append(
+                GradMode.withoutGradients {
+                    loaded.render(codes.slice(0, start..<end), noise: mode)
+                })
         }
         progress.finish()
         let all = Tensor.concat(images)  // [N, 3, S, S]
 
-        if let p = args.string("save-latents") { try NumPy.write(codes, to: URL(fileURLWithPath: p)) }
+        if let p = args.string("save-latents") {
+            try NumPy.write(codes, to: URL(fileURLWithPath: p))
+        }
         if let p = args.string("save-raw") { try NumPy.write(all, to: URL(fileURLWithPath: p)) }
         try writeImages(all, to: out, grid: args.flag("grid"))
         console.err("wrote \(n) image\(n == 1 ? "" : "s") to \(out.path)")
@@ -125,7 +138,8 @@ struct GenerateCommand: Subcommand {
 func writeImages(_ images: Tensor, to out: URL, grid: Bool, columns: Int = 8) throws {
     let ext = out.pathExtension.lowercased()
     if ["png", "jpg", "jpeg"].contains(ext) {
-        let single = images.shape[0] == 1
+        let single =
+            images.shape[0] == 1
             ? images.reshaped(Array(images.shape.dropFirst()))
             : Image.grid(images, columns: columns, padding: 2, padValue: 1)
         try ImageIO.write(Image(tensor: single), to: out)
@@ -134,10 +148,12 @@ func writeImages(_ images: Tensor, to out: URL, grid: Bool, columns: Int = 8) th
     try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
     for i in 0..<images.shape[0] {
         let name = String(format: "%06d.png", i)
-        try ImageIO.write(Image(tensor: images.slice(0, i..<(i + 1))), to: out.appendingPathComponent(name))
+        try ImageIO.write(
+            Image(tensor: images.slice(0, i..<(i + 1))), to: out.appendingPathComponent(name))
     }
     if grid {
         try ImageIO.write(
-            Image(tensor: Image.grid(images, columns: columns)), to: out.appendingPathComponent("grid.png"))
+            Image(tensor: Image.grid(images, columns: columns)),
+            to: out.appendingPathComponent("grid.png"))
     }
 }

@@ -88,7 +88,9 @@ open class Module {
 
     /// Number of values in trainable (or all non-buffer) parameters.
     public var parameterCount: Int {
-        namedParameters().filter { !$0.parameter.isBuffer }.reduce(0) { $0 + $1.parameter.value.count }
+        namedParameters().filter { !$0.parameter.isBuffer }.reduce(0) {
+            $0 + $1.parameter.value.count
+        }
     }
 
     /// Freezes or unfreezes every parameter.

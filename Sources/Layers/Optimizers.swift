@@ -82,7 +82,8 @@ public final class Adam {
         for (i, p) in parameters.enumerated() where s.m[i].count != p.value.count {
             throw StateDictError(
                 source: "optimiser state",
-                problems: ["tensor \(i) has \(s.m[i].count) values, parameter has \(p.value.count)"])
+                problems: ["tensor \(i) has \(s.m[i].count) values, parameter has \(p.value.count)"]
+            )
         }
         step = s.step
         m = zip(parameters, s.m).map { Tensor(shape: $0.shape, $1) }

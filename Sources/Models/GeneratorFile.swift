@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import TensorCore
 
 /// Loading a StyleGAN2 generator from the files people have: rosinality checkpoints
@@ -24,7 +24,8 @@ public enum GeneratorFile {
         } else {
             let have = top?.stringKeys.prefix(12).joined(separator: ", ") ?? file.root.kindName
             throw ModelError.notRecognised(
-                name, "no 'g_ema' entry and not a generator state dict (top level: \(have)); "
+                name,
+                "no 'g_ema' entry and not a generator state dict (top level: \(have)); "
                     + "pick the entry with --key")
         }
         let state = try entry.map { try file.stateDict($0) } ?? file.stateDict()

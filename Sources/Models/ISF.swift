@@ -437,7 +437,9 @@ public final class ISFNetwork: Module {
         for linear in linears(in: self) {
             let bound = 1 / Float(linear.weight.shape[1]).squareRoot()
             linear.weight.assign(generator.uniform(linear.weight.shape, low: -bound, high: bound))
-            if let b = linear.bias { b.assign(generator.uniform(b.shape, low: -bound, high: bound)) }
+            if let b = linear.bias {
+                b.assign(generator.uniform(b.shape, low: -bound, high: bound))
+            }
         }
     }
 

@@ -20,7 +20,9 @@ public struct StyleGAN2Config: Equatable, Codable, Sendable {
     }
 
     /// The config-f table: 512 up to 64 px, then 256·m, 128·m, … (m = channel multiplier).
-    public static func configF(size: Int, styleDim: Int = 512, mlpLayers: Int = 8, multiplier: Int = 2)
+    public static func configF(
+        size: Int, styleDim: Int = 512, mlpLayers: Int = 8, multiplier: Int = 2
+    )
         -> StyleGAN2Config
     {
         let table: [Int: Int] = [
@@ -40,8 +42,11 @@ public struct StyleGAN2Config: Equatable, Codable, Sendable {
 
     /// Channel multiplier, when the table is config-f's (nil for reduced tables).
     public var channelMultiplier: Int? {
-        for m in 1...4 where StyleGAN2Config.configF(size: size, styleDim: styleDim,
-            mlpLayers: mlpLayers, multiplier: m).channels == channels { return m }
+        for m in 1...4
+        where StyleGAN2Config.configF(
+            size: size, styleDim: styleDim,
+            mlpLayers: mlpLayers, multiplier: m
+        ).channels == channels { return m }
         return nil
     }
 
@@ -58,7 +63,8 @@ public struct StyleGAN2Config: Equatable, Codable, Sendable {
         }
         let input = try shape("input.input")
         guard input.count == 4, input[0] == 1, input[2] == 4, input[3] == 4 else {
-            throw ModelError.notRecognised(source, "input.input has shape \(describe(input)), expected [1, C, 4, 4]")
+            throw ModelError.notRecognised(
+                source, "input.input has shape \(describe(input)), expected [1, C, 4, 4]")
         }
         var mlp = 0
         while state["style.\(mlp + 1).weight"] != nil { mlp += 1 }
@@ -70,7 +76,8 @@ public struct StyleGAN2Config: Equatable, Codable, Sendable {
         var i = 0
         while let w = state["convs.\(i).conv.weight"] {
             guard w.rank == 5 else {
-                throw ModelError.notRecognised(source, "convs.\(i).conv.weight has shape \(describe(w.shape))")
+                throw ModelError.notRecognised(
+                    source, "convs.\(i).conv.weight has shape \(describe(w.shape))")
             }
             channels.append(w.shape[1])
             i += 2
@@ -82,7 +89,9 @@ public struct StyleGAN2Config: Equatable, Codable, Sendable {
 
     public var description: String {
         var s = "StyleGAN2 generator, \(size) px, style \(styleDim), \(mlpLayers) mapping layers"
-        if let m = channelMultiplier { s += ", channel multiplier \(m)" } else {
+        if let m = channelMultiplier {
+            s += ", channel multiplier \(m)"
+        } else {
             s += ", channels \(channels.map(String.init).joined(separator: "/"))"
         }
         return s
@@ -123,7 +132,9 @@ final class EqualLinear: Module {
     let bias: Parameter  // [out]
     let scale: Float, lrMul: Float, activate: Bool
 
-    init(_ inputs: Int, _ outputs: Int, biasInit: Float = 0, lrMul: Float = 1, activate: Bool = false) {
+    init(
+        _ inputs: Int, _ outputs: Int, biasInit: Float = 0, lrMul: Float = 1, activate: Bool = false
+    ) {
         weight = Parameter(Tensor.zeros([outputs, inputs]))
         bias = Parameter(Tensor.full([outputs], biasInit))
         scale = 1 / Float(inputs).squareRoot() * lrMul
@@ -179,8 +190,10 @@ final class ModulatedConv2d: Module {
     let demodulate: Bool, upsample: Bool
     let scale: Float
 
-    init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, styleDim: Int,
-         demodulate: Bool = true, upsample: Bool = false, blurTaps: [Float] = [1, 3, 3, 1]) {
+    init(
+        _ inChannels: Int, _ outChannels: Int, kernelSize: Int, styleDim: Int,
+        demodulate: Bool = true, upsample: Bool = false, blurTaps: [Float] = [1, 3, 3, 1]
+    ) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
@@ -275,7 +288,9 @@ final class StyledConv: Module {
         register("activate", activate)
     }
 
-    func callAsFunction(_ x: Tensor, _ w: Tensor, noise map: Tensor?, form: ModulationForm) -> Tensor {
+    func callAsFunction(_ x: Tensor, _ w: Tensor, noise map: Tensor?, form: ModulationForm)
+        -> Tensor
+    {
         let (out, demod) = conv.forward(x, w, form: form)
         return Tensor.scaledNoisyLeakyRelu(
             out, scale: demod, noise: map, noiseWeight: map == nil ? nil : noise.weight.value,
@@ -336,8 +351,11 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
         var convs: [StyledConv] = [], rgbs: [ToRGB] = []
         var inCh = c4
         for outCh in config.channels.dropFirst() {
-            convs.append(StyledConv(inCh, outCh, styleDim: config.styleDim, upsample: true, blurTaps: taps))
-            convs.append(StyledConv(outCh, outCh, styleDim: config.styleDim, upsample: false, blurTaps: taps))
+            convs.append(
+                StyledConv(inCh, outCh, styleDim: config.styleDim, upsample: true, blurTaps: taps))
+            convs.append(
+                StyledConv(outCh, outCh, styleDim: config.styleDim, upsample: false, blurTaps: taps)
+            )
             rgbs.append(ToRGB(outCh, styleDim: config.styleDim, upsample: true, blurTaps: taps))
             inCh = outCh
         }
@@ -427,7 +445,9 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
         case .constant: return noises.map { $0.value }
         case .zero: return noises.map { _ in nil }
         case .explicit(let maps):
-            precondition(maps.count == noises.count, "explicit noise: \(maps.count) maps for \(noises.count) layers")
+            precondition(
+                maps.count == noises.count,
+                "explicit noise: \(maps.count) maps for \(noises.count) layers")
             return maps
         case .random(let seed):
             var g = RandomGenerator(seed: seed)
@@ -438,8 +458,10 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
     /// Images [N, 3, size, size] from W+ codes [N, n_latent, D].
     public func render(_ codes: Tensor, noise: NoiseMode) -> Tensor {
         precondition(
-            codes.rank == 3 && codes.shape[1] == config.nLatent && codes.shape[2] == config.styleDim,
-            "render: codes \(describe(codes.shape)) do not fit W+ [N, \(config.nLatent), \(config.styleDim)]")
+            codes.rank == 3 && codes.shape[1] == config.nLatent
+                && codes.shape[2] == config.styleDim,
+            "render: codes \(describe(codes.shape)) do not fit W+ [N, \(config.nLatent), \(config.styleDim)]"
+        )
         let n = codes.shape[0]
         let maps = noiseMaps(noise, batch: n)
         let form = modulationForm
@@ -475,7 +497,9 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
 extension StyleGAN2Generator {
     /// A generator with rosinality's initialisation (normal weights, modulation biases 1,
     /// mapping weights N(0, 1)/lrMul), drawn from `seed`: for tests and benchmarks.
-    public static func randomlyInitialised(_ config: StyleGAN2Config, seed: UInt64) -> StyleGAN2Generator {
+    public static func randomlyInitialised(_ config: StyleGAN2Config, seed: UInt64)
+        -> StyleGAN2Generator
+    {
         let g = StyleGAN2Generator(config)
         var rng = RandomGenerator(seed: seed)
         for (key, p) in g.namedParameters() where !p.isBuffer {

@@ -141,7 +141,11 @@ extension Tensor {
         for n in nodes.reversed() {
             let key = ObjectIdentifier(n)
             let wanted = targets.map { $0.contains(key) } ?? n.isLeaf
-            if wanted || n.parents.contains(where: { $0.map { relevant.contains(ObjectIdentifier($0)) } ?? false }) {
+            if wanted
+                || n.parents.contains(where: {
+                    $0.map { relevant.contains(ObjectIdentifier($0)) } ?? false
+                })
+            {
                 relevant.insert(key)
             }
         }

@@ -42,7 +42,9 @@ public struct RandomGenerator: Codable, Equatable, Sendable {
 
     /// Fills `count` floats through `body(block words, first element index)`.
     private mutating func fill(
-        _ count: Int, _ body: @escaping (UnsafeMutablePointer<Float>, Int, (UInt32, UInt32, UInt32, UInt32)) -> Void
+        _ count: Int,
+        _ body:
+            @escaping (UnsafeMutablePointer<Float>, Int, (UInt32, UInt32, UInt32, UInt32)) -> Void
     ) -> Tensor {
         let out = Tensor(uninitializedShape: [count])
         let blocks = (count + 3) / 4

@@ -74,7 +74,8 @@ public enum Shape {
             for (d, p) in zip(shape, pattern) where p != nil && p != d { ok = false }
         }
         if !ok {
-            let want = "[" + pattern.map { $0.map(String.init) ?? "*" }.joined(separator: ", ")
+            let want =
+                "[" + pattern.map { $0.map(String.init) ?? "*" }.joined(separator: ", ")
                 + "]"
             throw ShapeError(op: name, "expected shape \(want), got \(describe(shape))")
         }

@@ -79,7 +79,8 @@ public enum MemoryStats {
 public enum BlockCache {
     static let minimumBytes = 1 << 20
     nonisolated(unsafe) public static var limitBytes: Int = {
-        if let s = ProcessInfo.processInfo.environment["ISFGAN_CACHE_MB"], let mb = Int(s), mb >= 0 {
+        if let s = ProcessInfo.processInfo.environment["ISFGAN_CACHE_MB"], let mb = Int(s), mb >= 0
+        {
             return mb << 20
         }
         return 512 << 20

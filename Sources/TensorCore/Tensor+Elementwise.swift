@@ -2,29 +2,55 @@ import Foundation
 
 // MARK: - Kernel functions
 
-struct AddF: BinaryFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
-struct SubF: BinaryFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
-struct MulF: BinaryFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
-struct DivF: BinaryFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
+struct AddF: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b }
+}
+struct SubF: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b }
+}
+struct MulF: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b }
+}
+struct DivF: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b }
+}
 struct MaxF: BinaryFunction {
-    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a.isNaN || a >= b ? a : b }
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float {
+        a.isNaN || a >= b ? a : b
+    }
 }
 struct MinF: BinaryFunction {
-    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a.isNaN || a <= b ? a : b }
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float {
+        a.isNaN || a <= b ? a : b
+    }
 }
 /// 1 where a > b, else 0 (a mask; not differentiable).
-struct GreaterF: BinaryFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 } }
-struct EqualF: BinaryFunction { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 } }
+struct GreaterF: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 }
+}
+struct EqualF: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 }
+}
 
 struct Affine: UnaryFunction {
     let scale: Float, shift: Float
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x * scale + shift }
 }
-struct ExpF: UnaryFunction { @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.exp(x) } }
-struct LogF: UnaryFunction { @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.log(x) } }
-struct SqrtF: UnaryFunction { @inline(__always) func callAsFunction(_ x: Float) -> Float { x.squareRoot() } }
-struct RsqrtF: UnaryFunction { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x.squareRoot() } }
-struct AbsF: UnaryFunction { @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.abs(x) } }
+struct ExpF: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.exp(x) }
+}
+struct LogF: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.log(x) }
+}
+struct SqrtF: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x.squareRoot() }
+}
+struct RsqrtF: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x.squareRoot() }
+}
+struct AbsF: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.abs(x) }
+}
 struct SignF: UnaryFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : 0) }
 }
@@ -36,7 +62,9 @@ struct PowF: UnaryFunction {
 }
 struct ClampF: UnaryFunction {
     let lo: Float, hi: Float
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { x.isNaN ? x : Swift.min(Swift.max(x, lo), hi) }
+    @inline(__always) func callAsFunction(_ x: Float) -> Float {
+        x.isNaN ? x : Swift.min(Swift.max(x, lo), hi)
+    }
 }
 /// 1 inside [lo, hi], else 0: where clamp passes gradients.
 struct InsideF: UnaryFunction {
@@ -52,7 +80,9 @@ struct LeakyReluSlopeF: UnaryFunction {
     let slope: Float
     @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? 1 : slope }
 }
-struct TanhF: UnaryFunction { @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.tanh(x) } }
+struct TanhF: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Foundation.tanh(x) }
+}
 struct SigmoidF: UnaryFunction {
     @inline(__always) func callAsFunction(_ x: Float) -> Float {
         x >= 0 ? 1 / (1 + Foundation.exp(-x)) : Foundation.exp(x) / (1 + Foundation.exp(x))
@@ -71,30 +101,40 @@ extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let out = ElementwiseKernels.zip(a, b, AddF(), op: "add")
         return recorded(out, op: "add", inputs: [a, b]) { g, needs in
-            [needs[0] ? g.summed(toShape: a.shape) : nil, needs[1] ? g.summed(toShape: b.shape) : nil]
+            [
+                needs[0] ? g.summed(toShape: a.shape) : nil,
+                needs[1] ? g.summed(toShape: b.shape) : nil,
+            ]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = ElementwiseKernels.zip(a, b, SubF(), op: "sub")
         return recorded(out, op: "sub", inputs: [a, b]) { g, needs in
-            [needs[0] ? g.summed(toShape: a.shape) : nil, needs[1] ? (-g).summed(toShape: b.shape) : nil]
+            [
+                needs[0] ? g.summed(toShape: a.shape) : nil,
+                needs[1] ? (-g).summed(toShape: b.shape) : nil,
+            ]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         let out = ElementwiseKernels.zip(a, b, MulF(), op: "mul")
         return recorded(out, op: "mul", inputs: [a, b]) { g, needs in
-            [needs[0] ? (g * b).summed(toShape: a.shape) : nil,
-             needs[1] ? (g * a).summed(toShape: b.shape) : nil]
+            [
+                needs[0] ? (g * b).summed(toShape: a.shape) : nil,
+                needs[1] ? (g * a).summed(toShape: b.shape) : nil,
+            ]
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         let out = ElementwiseKernels.zip(a, b, DivF(), op: "div")
         return recorded(out, op: "div", inputs: [a, b]) { g, needs in
-            [needs[0] ? (g / b).summed(toShape: a.shape) : nil,
-             needs[1] ? (-(g * a) / (b * b)).summed(toShape: b.shape) : nil]
+            [
+                needs[0] ? (g / b).summed(toShape: a.shape) : nil,
+                needs[1] ? (-(g * a) / (b * b)).summed(toShape: b.shape) : nil,
+            ]
         }
     }
 
@@ -126,8 +166,10 @@ extension Tensor {
             let aWins = ElementwiseKernels.zip(a, b, GreaterF(), op: "maximum")
             let tie = ElementwiseKernels.zip(a, b, EqualF(), op: "maximum")
             let wa = aWins + tie * 0.5, wb = (1 - aWins) - tie * 0.5
-            return [needs[0] ? (g * wa).summed(toShape: a.shape) : nil,
-                    needs[1] ? (g * wb).summed(toShape: b.shape) : nil]
+            return [
+                needs[0] ? (g * wa).summed(toShape: a.shape) : nil,
+                needs[1] ? (g * wb).summed(toShape: b.shape) : nil,
+            ]
         }
     }
 

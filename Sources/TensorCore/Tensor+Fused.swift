@@ -16,13 +16,17 @@ extension Tensor {
     ) -> Tensor {
         precondition(x.rank == 4, "scaledNoisyLeakyRelu: x \(describe(x.shape)) is not NCHW")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        precondition(bias.count == c, "scaledNoisyLeakyRelu: bias \(describe(bias.shape)) for \(c) channels")
+        precondition(
+            bias.count == c, "scaledNoisyLeakyRelu: bias \(describe(bias.shape)) for \(c) channels")
         if let scale {
-            precondition(scale.shape == [n, c], "scaledNoisyLeakyRelu: scale \(describe(scale.shape)), want [\(n), \(c)]")
+            precondition(
+                scale.shape == [n, c],
+                "scaledNoisyLeakyRelu: scale \(describe(scale.shape)), want [\(n), \(c)]")
         }
         if let noise {
             precondition(
-                noise.rank == 4 && (noise.shape[0] == 1 || noise.shape[0] == n) && noise.shape[1] == 1
+                noise.rank == 4 && (noise.shape[0] == 1 || noise.shape[0] == n)
+                    && noise.shape[1] == 1
                     && noise.shape[2] == h && noise.shape[3] == w && noiseWeight?.count == 1,
                 "scaledNoisyLeakyRelu: noise \(describe(noise.shape)) for x \(describe(x.shape))")
         }
@@ -62,7 +66,8 @@ extension Tensor {
             var pre = scale.map { x * $0.reshaped([n, c, 1, 1]) } ?? x
             if let noise, let noiseWeight { pre = pre + noise * noiseWeight }
             pre = pre + bias.reshaped([1, c, 1, 1])
-            let gy = g * ElementwiseKernels.map(pre.detached(), LeakyReluSlopeF(slope: slope)) * gain
+            let gy =
+                g * ElementwiseKernels.map(pre.detached(), LeakyReluSlopeF(slope: slope)) * gain
             var grads: [Tensor?] = [
                 needs[0] ? (scale.map { gy * $0.reshaped([n, c, 1, 1]) } ?? gy) : nil,
                 needs[1] ? gy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil,
@@ -73,7 +78,9 @@ extension Tensor {
             if let noise, let noiseWeight {
                 let k = grads.count
                 grads.append(
-                    needs[k] ? (gy.sum(axis: 1, keepDims: true) * noiseWeight).summed(toShape: noise.shape) : nil)
+                    needs[k]
+                        ? (gy.sum(axis: 1, keepDims: true) * noiseWeight).summed(
+                            toShape: noise.shape) : nil)
                 grads.append(needs[k + 1] ? (gy * noise).sum().reshaped(noiseWeight.shape) : nil)
             }
             return grads

@@ -95,7 +95,9 @@ extension Tensor {
 
     /// Inserts a dim of size 1 at `axis`.
     public func unsqueezed(_ axis: Int) -> Tensor {
-        let a = must { try Shape.axis(axis < 0 ? axis + rank + 1 : axis, rank: rank + 1, op: "unsqueeze") }
+        let a = must {
+            try Shape.axis(axis < 0 ? axis + rank + 1 : axis, rank: rank + 1, op: "unsqueeze")
+        }
         var s = shape
         s.insert(1, at: a)
         return reshaped(s)
@@ -178,7 +180,8 @@ extension Tensor {
             let dst = Tensor(
                 storage: out.storage, shape: rowShape, strides: Shape.contiguousStrides(rowShape),
                 offset: k * rowCount)
-            ElementwiseKernels.copy(detached().rawSlice(0, i..<(i + 1)).reshapedRaw(rowShape), into: dst)
+            ElementwiseKernels.copy(
+                detached().rawSlice(0, i..<(i + 1)).reshapedRaw(rowShape), into: dst)
         }
         return Tensor.recorded(out, op: "indexSelect", inputs: [self]) { g, _ in
             [g.indexAdded(indices, rows: n)]
@@ -201,7 +204,8 @@ extension Tensor {
     /// A view with a new shape of a contiguous tensor (no record).
     func reshapedRaw(_ s: [Int]) -> Tensor {
         if isContiguous {
-            return Tensor(storage: storage, shape: s, strides: Shape.contiguousStrides(s), offset: offset)
+            return Tensor(
+                storage: storage, shape: s, strides: Shape.contiguousStrides(s), offset: offset)
         }
         return ElementwiseKernels.contiguousCopy(self).reshapedRaw(s)
     }

@@ -32,7 +32,8 @@ public enum Fixtures {
         let u = root.appendingPathComponent(relative)
         if FileManager.default.fileExists(atPath: u.path) { return u }
         if required {
-            XCTFail("fixture \(u.path) is missing (ISFGAN_REQUIRE_FIXTURES=1)", file: file, line: line)
+            XCTFail(
+                "fixture \(u.path) is missing (ISFGAN_REQUIRE_FIXTURES=1)", file: file, line: line)
             throw XCTSkip("fixture missing")
         }
         throw XCTSkip("fixture \(u.path) is missing; skipping (set ISFGAN_FIXTURES to its folder)")
@@ -101,7 +102,8 @@ public func checkGradients(
 ) {
     let leaves = inputs.map { $0.contiguous().detached().requiringGrad() }
     let out = f(leaves)
-    XCTAssertEqual(out.count, 1, "checkGradients: f must return one element", file: file, line: line)
+    XCTAssertEqual(
+        out.count, 1, "checkGradients: f must return one element", file: file, line: line)
     let analytic = Tensor.gradients(of: out, withRespectTo: leaves)
     for (k, x) in inputs.enumerated() {
         var numeric = [Float](repeating: 0, count: x.count)
@@ -134,7 +136,9 @@ public func checkSecondOrder(
     file: StaticString = #filePath, line: UInt = #line,
     _ f: ([Tensor]) -> Tensor
 ) {
-    let seeds = inputs.enumerated().map { Tensor.randn($0.element.shape, seed: 99 + UInt64($0.offset)) }
+    let seeds = inputs.enumerated().map {
+        Tensor.randn($0.element.shape, seed: 99 + UInt64($0.offset))
+    }
     func inner(_ xs: [Tensor]) -> Tensor {
         let leaves = xs.map { $0.requiresGrad ? $0 : $0.requiringGrad() }
         let out = f(leaves)

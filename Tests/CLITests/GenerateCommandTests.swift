@@ -27,23 +27,29 @@ final class GenerateCommandTests: XCTestCase {
             (["--latents", dir.appendingPathComponent("z.npy").path, "--space", "z"], "img_z"),
             (["--latents", dir.appendingPathComponent("w.npy").path, "--space", "w"], "img_w"),
             (["--latents", dir.appendingPathComponent("wplus.npy").path], "img_wplus"),
-            ([
-                "--latents", dir.appendingPathComponent("z.npy").path, "--space", "z",
-                "--truncation", "0.7", "--truncation-center",
-                dir.appendingPathComponent("mean_latent.npy").path,
-            ], "img_trunc"),
+            (
+                [
+                    "--latents", dir.appendingPathComponent("z.npy").path, "--space", "z",
+                    "--truncation", "0.7", "--truncation-center",
+                    dir.appendingPathComponent("mean_latent.npy").path,
+                ], "img_trunc"
+            ),
         ]
         for (i, c) in cases.enumerated() {
             let raw = tmp.appendingPathComponent("raw\(i).npy")
             let r = runCLI(
-                ["generate", "--generator", gen, "--out", tmp.appendingPathComponent("o\(i)").path,
-                 "--save-raw", raw.path, "--batch", "3"] + c.args)
+                [
+                    "generate", "--generator", gen, "--out",
+                    tmp.appendingPathComponent("o\(i)").path,
+                    "--save-raw", raw.path, "--batch", "3",
+                ] + c.args)
             XCTAssertEqual(r.status, 0, r.err)
             let ref = try NumPy.readTensor(dir.appendingPathComponent("\(c.reference).npy"))
             let scale = max(1, ref.scalars.map(abs).max()!)
             assertClose(try NumPy.readTensor(raw), ref, atol: 1e-4 * scale, rtol: 0, c.reference)
             for k in 0..<4 {
-                let png = tmp.appendingPathComponent("o\(i)").appendingPathComponent(String(format: "%06d.png", k))
+                let png = tmp.appendingPathComponent("o\(i)").appendingPathComponent(
+                    String(format: "%06d.png", k))
                 XCTAssertTrue(FileManager.default.fileExists(atPath: png.path), png.path)
             }
         }
@@ -56,14 +62,17 @@ final class GenerateCommandTests: XCTestCase {
         let four = tmp.appendingPathComponent("w4.npy")
         try NumPy.write(wplus.reshaped([4, 1, 8, 64]), to: four)
         let raw = tmp.appendingPathComponent("raw.npy"), lat = tmp.appendingPathComponent("lat.npy")
-        let r = runCLI(["generate", "--generator", gen, "--latents", four.path, "--out",
-                        tmp.appendingPathComponent("g.png").path, "--save-raw", raw.path,
-                        "--save-latents", lat.path])
+        let r = runCLI([
+            "generate", "--generator", gen, "--latents", four.path, "--out",
+            tmp.appendingPathComponent("g.png").path, "--save-raw", raw.path,
+            "--save-latents", lat.path,
+        ])
         XCTAssertEqual(r.status, 0, r.err)
         let ref = try NumPy.readTensor(dir.appendingPathComponent("img_wplus.npy"))
         assertClose(try NumPy.readTensor(raw), ref, atol: 1e-4 * 12, rtol: 0)
         XCTAssertEqual(try NumPy.readTensor(lat).shape, [4, 8, 64])
-        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("g.png").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: tmp.appendingPathComponent("g.png").path))
     }
 
     func testSeedsAreDeterministicAndPsiZeroGivesOneImage() throws {
@@ -71,8 +80,11 @@ final class GenerateCommandTests: XCTestCase {
         let tmp = temporaryDirectory()
         func raw(_ extra: [String], _ name: String) throws -> Tensor {
             let p = tmp.appendingPathComponent(name)
-            let r = runCLI(["generate", "--generator", gen, "--seeds", "0-2", "--out",
-                            tmp.appendingPathComponent(name + ".d").path, "--save-raw", p.path] + extra)
+            let r = runCLI(
+                [
+                    "generate", "--generator", gen, "--seeds", "0-2", "--out",
+                    tmp.appendingPathComponent(name + ".d").path, "--save-raw", p.path,
+                ] + extra)
             XCTAssertEqual(r.status, 0, r.err)
             return try NumPy.readTensor(p)
         }
@@ -90,10 +102,14 @@ final class GenerateCommandTests: XCTestCase {
         let z = dir.appendingPathComponent("z.npy").path
         let cases: [([String], String)] = [
             (["--latents", z], "say which with --space w or --space z"),
-            (["--latents", dir.appendingPathComponent("z_mean.npy").path, "--space", "wplus"],
-             "this generator takes"),
-            (["--latents", dir.appendingPathComponent("wplus.npy").path, "--space", "z"],
-             "this generator takes"),
+            (
+                ["--latents", dir.appendingPathComponent("z_mean.npy").path, "--space", "wplus"],
+                "this generator takes"
+            ),
+            (
+                ["--latents", dir.appendingPathComponent("wplus.npy").path, "--space", "z"],
+                "this generator takes"
+            ),
             (["--seeds", "0", "--latents", z], "exactly one of --seeds and --latents"),
             (["--seeds", "x"], "--seeds expects integers"),
             (["--seeds", "0", "--noise", "loud"], "--noise must be one of const, random, zero"),
@@ -105,8 +121,10 @@ final class GenerateCommandTests: XCTestCase {
             XCTAssertNotEqual(r.status, 0, "\(extra): \(r.err)")
             XCTAssertTrue(r.err.contains(message), "\(extra): \(r.err)")
         }
-        let missing = runCLI(["generate", "--generator", tmp.appendingPathComponent("nope.pt").path,
-                              "--seeds", "0", "--out", out.path])
+        let missing = runCLI([
+            "generate", "--generator", tmp.appendingPathComponent("nope.pt").path,
+            "--seeds", "0", "--out", out.path,
+        ])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.err.contains("nope.pt"), missing.err)
         let notGen = runCLI(["generate", "--generator", z, "--seeds", "0", "--out", out.path])
@@ -120,8 +138,10 @@ final class GenerateCommandTests: XCTestCase {
     func testHelpListsEveryOptionWithDefaults() {
         let r = runCLI(["generate", "--help"])
         XCTAssertEqual(r.status, 0)
-        for flag in ["--generator", "--seeds", "--latents", "--space", "--truncation", "--noise",
-                     "--batch", "--out", "--grid", "--save-latents", "--save-raw", "--threads"] {
+        for flag in [
+            "--generator", "--seeds", "--latents", "--space", "--truncation", "--noise",
+            "--batch", "--out", "--grid", "--save-latents", "--save-raw", "--threads",
+        ] {
             XCTAssertTrue(r.out.contains(flag), flag)
         }
         XCTAssertTrue(r.out.contains("(default: const)"))
@@ -151,12 +171,16 @@ final class GenerateDCGANTests: XCTestCase {
         let images = try Fixtures.url("real/dcgan-face/images_seed0.npy")
         let tmp = temporaryDirectory()
         let raw = tmp.appendingPathComponent("raw.npy")
-        let r = runCLI(["generate", "--generator", "dcgan", "--latents", z.path, "--out",
-                        tmp.appendingPathComponent("grid.png").path, "--save-raw", raw.path])
+        let r = runCLI([
+            "generate", "--generator", "dcgan", "--latents", z.path, "--out",
+            tmp.appendingPathComponent("grid.png").path, "--save-raw", raw.path,
+        ])
         XCTAssertEqual(r.status, 0, r.err)
         assertClose(try NumPy.readTensor(raw), try NumPy.readTensor(images), atol: 1e-5, rtol: 0)
-        let t = runCLI(["generate", "--generator", "dcgan", "--seeds", "0", "--truncation", "0.5",
-                        "--out", tmp.appendingPathComponent("t.png").path])
+        let t = runCLI([
+            "generate", "--generator", "dcgan", "--seeds", "0", "--truncation", "0.5",
+            "--out", tmp.appendingPathComponent("t.png").path,
+        ])
         XCTAssertEqual(t.status, 2)
         XCTAssertTrue(t.err.contains("--truncation needs a StyleGAN2 generator"), t.err)
     }

@@ -8,7 +8,8 @@ final class OptimizerTests: XCTestCase {
     /// by hand from PyTorch's update rule in double precision (float32 rounding: 1e-6).
     func testAdamMatchesPyTorchRule() {
         let p = Parameter(Tensor(shape: [2], [1.0, -2.0]))
-        let adam = Adam([p], learningRate: 0.1, beta1: 0, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.01)
+        let adam = Adam(
+            [p], learningRate: 0.1, beta1: 0, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.01)
         var x: [Double] = [1, -2]
         var v: [Double] = [0, 0]
         let grads: [[Double]] = [[0.5, -1], [0.25, 2], [-1, 0.1]]
@@ -47,7 +48,9 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(s.rate(forIteration: 0), 5e-7)
         XCTAssertEqual(s.rate(forIteration: 1), 5e-7, accuracy: 1e-15)  // f(0)
         XCTAssertEqual(s.value(at: 2500), 5e-7 + 2500 * (1e-5 - 5e-7) / 5000, accuracy: 1e-15)
-        XCTAssertEqual(s.value(at: 5000), 5e-6 + 0.5 * (1e-5 - 5e-6) * (1 + cos(Double.pi * 0.1)), accuracy: 1e-15)
+        XCTAssertEqual(
+            s.value(at: 5000), 5e-6 + 0.5 * (1e-5 - 5e-6) * (1 + cos(Double.pi * 0.1)),
+            accuracy: 1e-15)
         XCTAssertEqual(s.value(at: 50_000), 5e-6, accuracy: 1e-15)
     }
 
@@ -68,7 +71,8 @@ final class OptimizerTests: XCTestCase {
         let state: [String: Tensor] = ["a": Tensor.zeros([3, 2]), "c": Tensor.zeros([1])]
         XCTAssertThrowsError(try m.load(state, source: "x.pt")) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("key 'a': file has shape [3, 2], model expects [2, 3]"), text)
+            XCTAssertTrue(
+                text.contains("key 'a': file has shape [3, 2], model expects [2, 3]"), text)
             XCTAssertTrue(text.contains("missing key 'b'"), text)
             XCTAssertTrue(text.contains("unexpected key 'c'"), text)
             XCTAssertFalse(text.contains("noise"), text)

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import Models
 import TensorCore
 import TestSupport
@@ -8,7 +8,10 @@ import XCTest
 final class StyleGAN2Tests: XCTestCase {
     /// The tolerance: 1e-4 × max(1, largest |reference value|). Outputs of these
     /// random weights reach about ±12, and a wrong layer is off by order one.
-    func assertImage(_ a: Tensor, _ reference: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertImage(
+        _ a: Tensor, _ reference: Tensor, _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         let scale = max(1, reference.scalars.map(abs).max() ?? 0)
         assertClose(a, reference, atol: 1e-4 * scale, rtol: 0, what, file: file, line: line)
     }
@@ -24,18 +27,23 @@ final class StyleGAN2Tests: XCTestCase {
             GradMode.withoutGradients {
                 let w = g.map(z)
                 assertClose(w, try! npy("w"), atol: 1e-5, rtol: 1e-5, "w")
-                assertImage(g.render(g.broadcast(w), noise: .constant), try! npy("img_z"), "img_z \(form)")
-                assertImage(g.render(wplus, noise: .constant), try! npy("img_wplus"), "img_wplus \(form)")
+                assertImage(
+                    g.render(g.broadcast(w), noise: .constant), try! npy("img_z"), "img_z \(form)")
+                assertImage(
+                    g.render(wplus, noise: .constant), try! npy("img_wplus"), "img_wplus \(form)")
                 let mean = try! npy("mean_latent")
                 let t = g.truncate(g.broadcast(w), psi: 0.7, center: mean)
                 assertClose(t, try! npy("latent_trunc"), atol: 1e-5, rtol: 1e-5, "latent_trunc")
-                assertImage(g.render(t, noise: .constant), try! npy("img_trunc"), "img_trunc \(form)")
+                assertImage(
+                    g.render(t, noise: .constant), try! npy("img_trunc"), "img_trunc \(form)")
             }
         }
         // The checkpoint's latent_avg is the saved mean latent.
         assertClose(g.latentAverage!, try npy("mean_latent"), atol: 0, rtol: 0)
         GradMode.withoutGradients {
-            assertClose(g.meanLatent(count: 1024, seed: 0).reshaped([g.codeWidth]).mean(), Tensor(0), atol: 10, rtol: 0)
+            assertClose(
+                g.meanLatent(count: 1024, seed: 0).reshaped([g.codeWidth]).mean(), Tensor(0),
+                atol: 10, rtol: 0)
         }
     }
 
@@ -67,10 +75,13 @@ final class StyleGAN2Tests: XCTestCase {
             var x = z.scalars.map(Double.init)
             let ms = x.map { $0 * $0 }.reduce(0, +) / 512
             x = x.map { $0 / (ms + 1e-8).squareRoot() }
-            for (key, p) in g.namedParameters() where key.hasPrefix("style.") && key.hasSuffix(".weight") {
+            for (key, p) in g.namedParameters()
+            where key.hasPrefix("style.") && key.hasSuffix(".weight") {
                 let wt = p.value.scalars.map(Double.init)
-                let b = g.namedParameters().first { $0.key == key.replacingOccurrences(of: "weight", with: "bias") }!
-                    .parameter.value.scalars.map(Double.init)
+                let b = g.namedParameters().first {
+                    $0.key == key.replacingOccurrences(of: "weight", with: "bias")
+                }!
+                .parameter.value.scalars.map(Double.init)
                 let scale = 0.01 / 512.0.squareRoot()
                 x = (0..<512).map { o in
                     var s = 0.0
@@ -80,7 +91,9 @@ final class StyleGAN2Tests: XCTestCase {
                 }
             }
             let wScale = max(1, x.map(abs).max()!)
-            assertClose(w, Tensor(shape: [1, 512], doubles: x), atol: Float(1e-4 * wScale), rtol: 0, "mapping")
+            assertClose(
+                w, Tensor(shape: [1, 512], doubles: x), atol: Float(1e-4 * wScale), rtol: 0,
+                "mapping")
 
             let codes = g.broadcast(w)
             g.modulationForm = .shared
@@ -96,7 +109,8 @@ final class StyleGAN2Tests: XCTestCase {
             for (key, p) in g.namedParameters() where key.hasSuffix("noise.weight") {
                 p.assign(Tensor.full([1], 0.1))
             }
-            let r1 = g.render(codes, noise: .random(seed: 9)), r2 = g.render(codes, noise: .random(seed: 10))
+            let r1 = g.render(codes, noise: .random(seed: 9)),
+                r2 = g.render(codes, noise: .random(seed: 10))
             XCTAssertGreaterThan(maxAbsDifference(r1, r2), 0, "random noise changes the image")
         }
     }

@@ -19,7 +19,8 @@ final class FusedTests: XCTestCase {
         }
         let plain = Tensor.scaledNoisyLeakyRelu(
             x, scale: nil, noise: nil, noiseWeight: nil, bias: b, slope: 0.2, gain: 2)
-        assertClose(plain, (x + b.reshaped([1, 3, 1, 1])).leakyRelu(slope: 0.2) * 2, atol: 1e-6, rtol: 1e-6)
+        assertClose(
+            plain, (x + b.reshaped([1, 3, 1, 1])).leakyRelu(slope: 0.2) * 2, atol: 1e-6, rtol: 1e-6)
     }
 
     /// Gradients of every input against central differences (float32, eps 1e-2: 1e-2
