@@ -139,7 +139,8 @@ public final class ONNXExecutor {
             throw ONNXExecutionError(
                 file: file, node: nil, "graph output '\(name)' is computed by no node")
         }
-        self.steps = steps
+        self.steps = Step.fusingChannelAffines(
+            steps, constants: constants, graphOutputs: Set(outputNames))
         self.constants = constants
     }
 
@@ -198,6 +199,67 @@ private struct Step {
         case pad(begin: [Int], end: [Int], value: Float)
         case flatten(axis: Int)
         case softmax(axis: Int)
+        /// Mul by a [1, C, 1, 1] constant, Add of one, and optionally Relu, in one pass
+        /// with the same float32 operations in the same order (so the same bits).
+        case channelAffine(scale: [Float], offset: [Float], relu: Bool)
+    }
+
+    init(label: String, inputs: [String], output: String, operation: Operation, file: String) {
+        self.label = label
+        self.inputs = inputs
+        self.output = output
+        self.operation = operation
+        self.file = file
+    }
+
+    /// Replaces each Mul → Add (→ Relu) chain whose scale and offset are per-channel
+    /// constants [1, C, 1, 1], and whose intermediate values nothing else reads, by one
+    /// `channelAffine` step (the dlib affine layers: three passes over memory become one).
+    static func fusingChannelAffines(
+        _ steps: [Step], constants: [String: Tensor], graphOutputs: Set<String>
+    ) -> [Step] {
+        var uses: [String: Int] = [:]
+        for step in steps { for i in step.inputs { uses[i, default: 0] += 1 } }
+        func usedOnce(_ name: String) -> Bool {
+            uses[name] == 1 && !graphOutputs.contains(name)
+        }
+        func perChannel(_ name: String) -> [Float]? {
+            guard let t = constants[name], t.rank == 4, t.shape[0] == 1, t.shape[2] == 1,
+                t.shape[3] == 1
+            else { return nil }
+            return t.scalars
+        }
+        var out: [Step] = []
+        var i = 0
+        while i < steps.count {
+            let mul = steps[i]
+            if case .mul = mul.operation, i + 1 < steps.count, mul.inputs.count == 2,
+                let scale = perChannel(mul.inputs[1]), usedOnce(mul.output),
+                case .add = steps[i + 1].operation, steps[i + 1].inputs.count == 2,
+                steps[i + 1].inputs[0] == mul.output,
+                let offset = perChannel(steps[i + 1].inputs[1]), offset.count == scale.count
+            {
+                let add = steps[i + 1]
+                var relu = false, last = add
+                if i + 2 < steps.count, case .relu = steps[i + 2].operation,
+                    steps[i + 2].inputs == [add.output], usedOnce(add.output)
+                {
+                    relu = true
+                    last = steps[i + 2]
+                }
+                out.append(
+                    Step(
+                        label: "\(mul.label) + \(add.label)" + (relu ? " + \(last.label)" : ""),
+                        inputs: [mul.inputs[0]], output: last.output,
+                        operation: .channelAffine(scale: scale, offset: offset, relu: relu),
+                        file: mul.file))
+                i += relu ? 3 : 2
+                continue
+            }
+            out.append(mul)
+            i += 1
+        }
+        return out
     }
 
     let label: String
@@ -459,6 +521,32 @@ private struct Step {
             return x * b
         case .relu:
             return x.relu()
+        case .channelAffine(let scale, let offset, let relu):
+            let c = scale.count
+            guard x.rank == 4, x.shape[1] == c else {
+                throw fail(
+                    "input \(describe(x.shape)) does not fit the per-channel scale [1, \(c), 1, 1]")
+            }
+            let src = x.contiguous()
+            let y = Tensor(uninitializedShape: x.shape)  // [N, C, H, W]
+            let plane = x.shape[2] * x.shape[3]
+            let (xp, yp) = (src.pointer, y.pointer)
+            scale.withUnsafeBufferPointer { sp in
+                offset.withUnsafeBufferPointer { op in
+                    Threads.parallelFor(x.shape[0] * c, grain: 4) { planes in
+                        for p in planes {
+                            let s = sp[p % c], o = op[p % c]
+                            let from = xp + p * plane, to = yp + p * plane
+                            for k in 0..<plane {
+                                let scaled = from[k] * s  // rounded as Mul rounds it
+                                let shifted = scaled + o  // then as Add does
+                                to[k] = relu ? max(shifted, 0) : shifted
+                            }
+                        }
+                    }
+                }
+            }
+            return y
         case .averagePool(let k, let s), .maxPool(let k, let s):
             guard x.rank == 4, x.shape[2] >= k, x.shape[3] >= k else {
                 throw fail("input \(describe(x.shape)) is not [N, C, H, W] with H, W ≥ \(k)")

@@ -235,6 +235,38 @@ final class ONNXExecutorTests: XCTestCase {
         assertClose(y, expected, atol: 1e-6, rtol: 1e-5, "graph vs engine ops")
     }
 
+    /// Mul → Add → Relu by per-channel constants runs as one fused pass; its results are
+    /// bit for bit those of the three engine ops, and a residual Add that reads the Mul's
+    /// output keeps the chain unfused (and still right).
+    func testFusedChannelAffineIsExact() throws {
+        var rng = RandomGenerator(seed: 5)
+        let x = rng.normal([3, 4, 5, 6])
+        let s = rng.normal([1, 4, 1, 1])
+        let o = rng.normal([1, 4, 1, 1])
+        let fused = try model(
+            input: [4, 5, 6],
+            nodes: [
+                NodeSpec(op: "Mul", name: "scale", inputs: ["x", "s"]),
+                NodeSpec(op: "Add", name: "shift", inputs: ["scale", "o"]),
+                NodeSpec(op: "Relu", name: "relu", inputs: ["shift"]),
+            ],
+            floats: ["s": s, "o": o])
+        XCTAssertEqual(try fused(x).scalars, ((x * s) + o).relu().scalars)
+        let shared = try model(
+            input: [4, 5, 6],
+            nodes: [
+                NodeSpec(op: "Mul", name: "scale", inputs: ["x", "s"]),
+                NodeSpec(op: "Add", name: "shift", inputs: ["scale", "o"]),
+                NodeSpec(op: "Add", name: "residual", inputs: ["shift", "scale"]),
+            ],
+            floats: ["s": s, "o": o])
+        let xs = x * s
+        XCTAssertEqual(try shared(x).scalars, ((xs + o) + xs).scalars)
+        XCTAssertThrowsError(try fused(Tensor.ones([3, 5, 5, 6]))) { e in
+            XCTAssertTrue("\(e)".contains("declares"), "\(e)")
+        }
+    }
+
     func testWrongInputShapeIsAnErrorNamingTheNode() throws {
         let exec = try model(
             input: [4],
