@@ -91,6 +91,30 @@ final class DatasetCommandTests: XCTestCase {
         XCTAssertTrue(other.err.contains("count 200"), other.err)
     }
 
+    /// A StyleGAN2 checkpoint: W+ codes go to wp.npy, frames are resized to the
+    /// classifiers' 64 px.
+    func testStyleGAN2GeneratorWritesWPlusCodes() throws {
+        try requireModels()
+        let g = try Fixtures.url("stylegan2-small/stylegan2-small.pt")
+        let tmp = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let r = runCLI([
+            "dataset", "--generator", g.path, "--count", "6", "--test-fraction", "0.5",
+            "--label", "age", "--out", tmp.path,
+        ])
+        XCTAssertEqual(r.status, 0, r.err)
+        let wp = try NumPy.readTensor(tmp.appendingPathComponent("train/wp.npy"))
+        XCTAssertEqual(wp.shape[0], 3)
+        XCTAssertEqual(wp.rank, 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path + "/train/z.npy"))
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: tmp.appendingPathComponent("dataset.json")))
+            as! [String: Any]
+        XCTAssertEqual((json["generator"] as? [String: Any])?["kind"] as? String, "stylegan2")
+        XCTAssertEqual(json["attributes"] as? [String], ["age"])
+    }
+
     func testUsageErrors() throws {
         let tmp = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: tmp) }
