@@ -79,6 +79,9 @@ struct TrainCommand: Subcommand {
         .value("norm-type", "NAME", "ISF norm: adaln, adain or none", default: "adaln"),
         .flag("residual", "ISF adds the source code to its output (default: off)"),
         .value("d-max-width", "N", "discriminator max_conv_dim", default: "512"),
+        .value(
+            "d-first-width", "N",
+            "discriminator's first width (default: the official 2^14 / training size)"),
         .value("d-init", "NAME", "discriminator init: pytorch or he", default: "pytorch"),
         .value("log-every", "N", "steps between stats lines (and plain status lines)", default: "100"),
         .value("sample-every", "N", "steps between sample grids (0: only at the end)", default: "1000"),
@@ -269,6 +272,7 @@ struct TrainCommand: Subcommand {
         s.normType = ISFNormType(rawValue: try args.choice("norm-type", ["adaln", "adain", "none"])!)!
         s.residual = args.flag("residual")
         s.discriminatorMaxWidth = try args.int("d-max-width", range: 1...65536)!
+        s.discriminatorFirstWidth = try args.int("d-first-width", range: 1...65536)
         s.discriminatorInit = try args.choice("d-init", ["pytorch", "he"]) == "he" ? .he : .pytorchDefault
         s.logEvery = try args.int("log-every", range: 1...100_000_000)!
         s.sampleEvery = try args.int("sample-every", range: 0...100_000_000)!

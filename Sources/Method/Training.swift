@@ -48,8 +48,10 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var preNorm: Bool = true
     public var normType: ISFNormType = .adaln
     public var residual: Bool = false
-    /// The discriminator's `max_conv_dim` and initialisation.
+    /// The discriminator's `max_conv_dim`, first width (nil: the official `2^14 / size`)
+    /// and initialisation.
     public var discriminatorMaxWidth: Int = 512
+    public var discriminatorFirstWidth: Int?
     public var discriminatorInit: DiscriminatorInit = .pytorchDefault
 
     /// Loss weights and choices.
@@ -225,7 +227,7 @@ public final class Trainer {
         }
         let dConfig = DiscriminatorConfig(
             imageSize: settings.trainingSize, attributes: config.attributes,
-            maxWidth: settings.discriminatorMaxWidth)
+            maxWidth: settings.discriminatorMaxWidth, firstWidth: settings.discriminatorFirstWidth)
         try dConfig.validate()
         discriminator = Discriminator(
             dConfig, initialization: settings.discriminatorInit, seed: settings.seed &+ 1)

@@ -14,15 +14,24 @@ public struct DiscriminatorConfig: Equatable, Codable, Sendable, CustomStringCon
     public var attributes: Int
     /// Largest channel count of the trunk (`max_conv_dim`; 512 in the released runs).
     public var maxWidth: Int
+    /// The first convolution's width when not the official `2^14 / imageSize` (an
+    /// isfgan setting: the official formula gives 256 channels at 64 px, too heavy for a
+    /// CPU; nil keeps the formula).
+    public var firstWidthOverride: Int?
 
-    public init(imageSize: Int = 256, attributes: Int = 4, maxWidth: Int = 512) {
+    public init(
+        imageSize: Int = 256, attributes: Int = 4, maxWidth: Int = 512,
+        firstWidth: Int? = nil
+    ) {
         self.imageSize = imageSize
         self.attributes = attributes
         self.maxWidth = maxWidth
+        self.firstWidthOverride = firstWidth
     }
 
-    /// Width of the first convolution: `2^14 / imageSize` (64 at 256 px), as in the code.
-    public var firstWidth: Int { max(1, (1 << 14) / imageSize) }
+    /// Width of the first convolution: `2^14 / imageSize` (64 at 256 px), as in the code,
+    /// unless overridden.
+    public var firstWidth: Int { firstWidthOverride ?? max(1, (1 << 14) / imageSize) }
 
     /// Residual blocks of the trunk: `log2(imageSize) − 2`, so that it ends at 4×4.
     public var blockCount: Int { imageSize.trailingZeroBitCount - 2 }
@@ -52,6 +61,9 @@ public struct DiscriminatorConfig: Equatable, Codable, Sendable, CustomStringCon
         }
         if attributes < 1 { problems.append("attributes \(attributes) must be at least 1") }
         if maxWidth < 1 { problems.append("max width \(maxWidth) must be at least 1") }
+        if let w = firstWidthOverride, w < 1 {
+            problems.append("first width \(w) must be at least 1")
+        }
         if !problems.isEmpty {
             throw ModelError.badInput("discriminator settings: " + problems.joined(separator: "; "))
         }
@@ -60,6 +72,7 @@ public struct DiscriminatorConfig: Equatable, Codable, Sendable, CustomStringCon
     public var description: String {
         "discriminator \(imageSize) px, \(attributes) attributes, max width \(maxWidth), "
             + "\(blockCount) blocks"
+            + (firstWidthOverride.map { ", first width \($0) (not the official formula)" } ?? "")
     }
 
     /// Reads the settings off a state dict's keys and shapes: the first convolution's
@@ -93,14 +106,12 @@ public struct DiscriminatorConfig: Equatable, Codable, Sendable, CustomStringCon
         }
         if blocks == 0 { widest = first[0] }
         let size = 1 << (blocks + 2)
-        guard (1 << 14) / size == first[0] else {
-            throw ModelError.notRecognised(
-                source,
-                "\(blocks) residual blocks mean \(size) px, whose first width is "
-                    + "\((1 << 14) / size), but 'main.0.weight' has \(first[0]) channels")
-        }
+        // A first width other than the official 2^14 / size is isfgan's override.
+        let official = (1 << 14) / size == first[0]
         // Any max width ≥ the widest block builds the same network; report the widest.
-        let config = DiscriminatorConfig(imageSize: size, attributes: cls[0], maxWidth: widest)
+        let config = DiscriminatorConfig(
+            imageSize: size, attributes: cls[0], maxWidth: widest,
+            firstWidth: official ? nil : first[0])
         try config.validate()
         return config
     }

@@ -27,7 +27,7 @@ final class TrainCommandTests: XCTestCase {
         [
             "train", "--generator", p.generator, "--data", p.data.path, "--out", p.out.path,
             "--name", "cli", "--iters", "\(iters)", "--batch", "1", "--training-size", "8",
-            "--d-max-width", "32", "--perceptual", perceptual, "--warmup", "1", "--log-every", "1",
+            "--d-max-width", "32", "--d-first-width", "8", "--perceptual", perceptual, "--warmup", "1", "--log-every", "1",
             "--save-every", "2", "--sample-every", "0", "--threads", "2",
         ]
     }

@@ -32,6 +32,7 @@ final class TrainingTests: XCTestCase {
         s.batch = 1
         s.trainingSize = 8
         s.discriminatorMaxWidth = 64
+        s.discriminatorFirstWidth = 8
         s.perceptual = "none"
         s.objective.positiveWeights = nil
         s.warmupSteps = 1
@@ -146,7 +147,8 @@ final class TrainingTests: XCTestCase {
     func testShortRunLowersHeldOutClassificationLoss() throws {
         let (g, url) = try tinyGenerator()
         let data = try TrainingDataset.read(try makeData(g, train: 16, test: 8))
-        var s = settings(url, data: data.root, iterations: 16)
+        var s = settings(url, data: data.root, iterations: 32)
+        s.discriminatorFirstWidth = 32
         s.batch = 2
         s.learningRate = 3e-3
         s.averageBeta = 0.5
@@ -296,7 +298,10 @@ final class TrainingTests: XCTestCase {
             XCTAssertEqual(liveMapnet[k]?.scalars, t.scalars, "exported live \(k)")
         }
         let d = try Discriminator.load(checkpoint: files[0])
-        XCTAssertEqual(d.config, trainer.discriminator.config)
+        // Max width is read back as the widest block (any larger value builds the same net).
+        XCTAssertEqual(d.config.firstWidth, trainer.discriminator.config.firstWidth)
+        XCTAssertEqual(
+            d.config.blockWidths.map(\.output), trainer.discriminator.config.blockWidths.map(\.output))
         for ((k, p), (_, q)) in zip(d.namedParameters(), trainer.discriminator.namedParameters()) {
             XCTAssertEqual(p.value.scalars, q.value.scalars, "exported discriminator \(k)")
         }

@@ -157,3 +157,22 @@ final class DiscriminatorTests: XCTestCase {
         XCTAssertGreaterThan(torch.stem.bias!.value.abs().max().item, 0)
     }
 }
+
+final class DiscriminatorWidthTests: XCTestCase {
+    /// A first width other than the official formula (isfgan's CPU setting) is built,
+    /// read back from the keys, and runs at its size.
+    func testFirstWidthOverrideRoundTrips() throws {
+        let config = DiscriminatorConfig(imageSize: 16, attributes: 2, maxWidth: 32, firstWidth: 8)
+        XCTAssertEqual(config.firstWidth, 8)
+        XCTAssertEqual(config.blockWidths.map(\.output), [16, 32])
+        let d = Discriminator(config, initialization: .pytorchDefault, seed: 1)
+        var state: [String: Tensor] = [:]
+        for (k, t) in d.stateDict() { state[k] = t }
+        XCTAssertEqual(state["main.0.weight"]?.shape, [8, 3, 3, 3])
+        XCTAssertEqual(try DiscriminatorConfig.infer(from: state, source: "test"), config)
+        let official = DiscriminatorConfig(imageSize: 16, attributes: 2, maxWidth: 32)
+        XCTAssertEqual(official.firstWidth, 1024)
+        XCTAssertThrowsError(
+            try DiscriminatorConfig(imageSize: 16, attributes: 2, firstWidth: 0).validate())
+    }
+}
