@@ -224,6 +224,16 @@ final class ModulatedConv2d: Module {
         let style = modulation(w)  // [N, I]
         var out: Tensor
         var demod: Tensor?
+        if k == 1 && !upsample {
+            // A 1×1 modulated conv (to-RGB) is a per-sample matrix product: fold the style
+            // into the small [O, I] weight instead of scaling the large activations.
+            var wt = weight.value.reshaped([1, o, i]) * scale * style.reshaped([n, 1, i])  // [N, O, I]
+            if demodulate {
+                wt = wt * (wt.squared().sum(axis: 2, keepDims: true) + demodulationEpsilon).rsqrt()
+            }
+            let y = Tensor.matmul(wt, x.reshaped([n, i, h * wd]))  // [N, O, H·W]
+            return (y.reshaped([n, o, h, wd]), nil)
+        }
         switch form {
         case .grouped:
             var wt = weight.value * scale * style.reshaped([n, 1, i, 1, 1])  // [N, O, I, k, k]
