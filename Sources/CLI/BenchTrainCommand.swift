@@ -25,7 +25,9 @@ func runTrainBenchmark(_ console: Console, repeats: Int) throws {
                 + BenchCommand.pad(
                     String(format: "%.0f%%", 100 * r.generatorForwardSeconds / r.secondsPerStep), 7)
                 + BenchCommand.pad(
-                    String(format: "≈%.0f%%", 100 * min(1, r.generatorEstimateSeconds / r.secondsPerStep)),
+                    String(
+                        format: "≈%.0f%%",
+                        100 * min(1, r.generatorEstimateSeconds / r.secondsPerStep)),
                     10)
                 + r.perceptual)
     }

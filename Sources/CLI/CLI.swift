@@ -25,7 +25,9 @@ public final class Console {
 
     public init(
         out: @escaping (String) -> Void = { print($0) },
-        err: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
+        err: @escaping (String) -> Void = {
+            FileHandle.standardError.write(Data(($0 + "\n").utf8))
+        },
         isTerminal: Bool = isatty(2) != 0
     ) {
         self.out = out
@@ -103,7 +105,8 @@ public enum CLI {
         ]
         let width = (commands.map { $0.name.count }.max() ?? 0) + 4
         for c in commands {
-            lines.append("  " + c.name.padding(toLength: width, withPad: " ", startingAt: 0) + c.summary)
+            lines.append(
+                "  " + c.name.padding(toLength: width, withPad: " ", startingAt: 0) + c.summary)
         }
         lines += ["", "global options: --threads N (default: all cores; env ISFGAN_THREADS)"]
         return lines.joined(separator: "\n")

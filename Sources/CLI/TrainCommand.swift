@@ -73,7 +73,8 @@ struct TrainCommand: Subcommand {
             "perceptual", "NET",
             "perceptual network: stlpips-alex, stlpips-vgg, lpips:FILE, "
                 + "lpips:BACKBONE,HEADS or none (default: stlpips-alex when fetched, else none)"),
-        .value("noise", "MODE", "generator noise: random (official), const or zero", default: "random"),
+        .value(
+            "noise", "MODE", "generator noise: random (official), const or zero", default: "random"),
         .value("rnd-dim", "N", "width of the ISF's random style vector", default: "64"),
         .value("pre-norm", "0|1", "ISF LayerNorm before each Linear", default: "1"),
         .value("norm-type", "NAME", "ISF norm: adaln, adain or none", default: "adaln"),
@@ -83,9 +84,12 @@ struct TrainCommand: Subcommand {
             "d-first-width", "N",
             "discriminator's first width (default: the official 2^14 / training size)"),
         .value("d-init", "NAME", "discriminator init: pytorch or he", default: "pytorch"),
-        .value("log-every", "N", "steps between stats lines (and plain status lines)", default: "100"),
-        .value("sample-every", "N", "steps between sample grids (0: only at the end)", default: "1000"),
-        .value("save-every", "N", "steps between checkpoints (0: only at the end)", default: "1000"),
+        .value(
+            "log-every", "N", "steps between stats lines (and plain status lines)", default: "100"),
+        .value(
+            "sample-every", "N", "steps between sample grids (0: only at the end)", default: "1000"),
+        .value(
+            "save-every", "N", "steps between checkpoints (0: only at the end)", default: "1000"),
         .value("keep-checkpoints", "N", "checkpoints kept (0: all)", default: "3"),
     ]
 
@@ -220,8 +224,9 @@ struct TrainCommand: Subcommand {
         s.generatorKind = try args.choice(
             "generator-kind", GeneratorKind.allCases.map(\.rawValue))!
         s.perceptual = args.string("perceptual") ?? "stlpips-alex"
-        guard ["none", "stlpips-alex", "stlpips-vgg"].contains(s.perceptual)
-            || (s.perceptual.hasPrefix("lpips:") && s.perceptual.count > 6)
+        guard
+            ["none", "stlpips-alex", "stlpips-vgg"].contains(s.perceptual)
+                || (s.perceptual.hasPrefix("lpips:") && s.perceptual.count > 6)
         else {
             throw UsageError(
                 "isfgan train: --perceptual must be stlpips-alex, stlpips-vgg, lpips:FILE, "
@@ -256,7 +261,8 @@ struct TrainCommand: Subcommand {
         var o = ObjectiveSettings()
         o.classification = Float(try number("lambda-cls"))
         o.r1 = Float(try number("lambda-r1"))
-        o.r1Target = try args.choice("r1-target", ["attributes", "realism"]) == "realism"
+        o.r1Target =
+            try args.choice("r1-target", ["attributes", "realism"]) == "realism"
             ? .realism : .attributes
         o.latentCycle = Float(try number("lambda-lat-cyc"))
         o.imageCycle = Float(try number("lambda-src-cyc"))
@@ -269,11 +275,13 @@ struct TrainCommand: Subcommand {
         s.noise = try args.choice("noise", ["random", "const", "zero"])!
         s.randomWidth = try args.int("rnd-dim", range: 1...65536)!
         s.preNorm = try args.choice("pre-norm", ["0", "1"]) == "1"
-        s.normType = ISFNormType(rawValue: try args.choice("norm-type", ["adaln", "adain", "none"])!)!
+        s.normType = ISFNormType(
+            rawValue: try args.choice("norm-type", ["adaln", "adain", "none"])!)!
         s.residual = args.flag("residual")
         s.discriminatorMaxWidth = try args.int("d-max-width", range: 1...65536)!
         s.discriminatorFirstWidth = try args.int("d-first-width", range: 1...65536)
-        s.discriminatorInit = try args.choice("d-init", ["pytorch", "he"]) == "he" ? .he : .pytorchDefault
+        s.discriminatorInit =
+            try args.choice("d-init", ["pytorch", "he"]) == "he" ? .he : .pytorchDefault
         s.logEvery = try args.int("log-every", range: 1...100_000_000)!
         s.sampleEvery = try args.int("sample-every", range: 0...100_000_000)!
         s.saveEvery = try args.int("save-every", range: 0...100_000_000)!
@@ -303,7 +311,9 @@ struct TrainCommand: Subcommand {
         case "none"?:
             s.objective.positiveWeights = nil
         case let text?:
-            let parts = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            let parts = text.split(separator: ",").map {
+                Float($0.trimmingCharacters(in: .whitespaces))
+            }
             guard parts.count == d, parts.allSatisfy({ $0 != nil && $0! > 0 }) else {
                 throw UsageError(
                     "isfgan train: --pos-weight expects \(d) positive numbers (one per attribute: "
@@ -313,7 +323,8 @@ struct TrainCommand: Subcommand {
         }
         if let size = try args.int("training-size", range: 4...16384) {
             guard size & (size - 1) == 0 else {
-                throw UsageError("isfgan train: --training-size must be a power of two, got \(size)")
+                throw UsageError(
+                    "isfgan train: --training-size must be a power of two, got \(size)")
             }
             s.trainingSize = size
         } else {
@@ -353,7 +364,9 @@ struct TrainCommand: Subcommand {
                         + "Run scripts/fetch-models, or choose lpips:FILE or none")
             }
         case let c where c.hasPrefix("lpips:"):
-            let files = c.dropFirst(6).split(separator: ",").map { URL(fileURLWithPath: String($0)) }
+            let files = c.dropFirst(6).split(separator: ",").map {
+                URL(fileURLWithPath: String($0))
+            }
             switch files.count {
             case 1: net = try LPIPS.load(contentsOf: files[0])
             case 2: net = try LPIPS.load(backbone: files[0], heads: files[1])

@@ -39,8 +39,10 @@ public enum TorchWriter {
                     records.append((folder + "/byteorder", ord))
                     for (i, t) in storages.enumerated() {
                         records.append(
-                            (folder + "/data/\(i)",
-                                UnsafeRawBufferPointer(start: t.pointer, count: t.count * 4)))
+                            (
+                                folder + "/data/\(i)",
+                                UnsafeRawBufferPointer(start: t.pointer, count: t.count * 4)
+                            ))
                     }
                     records.append((folder + "/version", ver))
                     try writeZip(records, to: url)

@@ -329,7 +329,9 @@ public final class Trainer {
         let n = min(count, split.count)
         var rng = RandomGenerator(seed: seed)
         let sources = Array(0..<n)
-        let targets = sources.map { ($0 + 1 + rng.int(below: max(split.count - 1, 1))) % split.count }
+        let targets = sources.map {
+            ($0 + 1 + rng.int(below: max(split.count - 1, 1))) % split.count
+        }
         let z = rng.normal([n, settings.randomWidth])
         let net = network ?? isf
         return try GradMode.withoutGradients {

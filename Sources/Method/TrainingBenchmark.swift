@@ -35,7 +35,8 @@ public enum SyntheticTrainingData {
                     try ImageIO.writePNG(Image(tensor: x.slice(0, i..<(i + 1))), to: file)
                     let m = Array(means[(3 * i)..<(3 * i + 3)])
                     let brightness = m.reduce(0, +) / 3
-                    features.append((0..<attributes).map { k in m[k % 3] + 0.25 * Float(k) * brightness })
+                    features.append(
+                        (0..<attributes).map { k in m[k % 3] + 0.25 * Float(k) * brightness })
                 }
                 start = end
             }
@@ -97,7 +98,8 @@ public func benchmarkTrainingStep(
     switch which {
     case .lossesSmall:
         generator = StyleGAN2Generator.randomlyInitialised(
-            StyleGAN2Config(size: 256, styleDim: 512, mlpLayers: 2, channels: [32, 32, 32, 32, 32, 16, 16]),
+            StyleGAN2Config(
+                size: 256, styleDim: 512, mlpLayers: 2, channels: [32, 32, 32, 32, 32, 16, 16]),
             seed: 1)
         settings = TrainingSettings(generator: "", data: "")
         settings.batch = 2

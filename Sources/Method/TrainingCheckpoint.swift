@@ -107,7 +107,8 @@ public enum TrainingCheckpoint {
         do {
             return try JSONDecoder().decode(T.self, from: Data(text.utf8))
         } catch {
-            throw TrainingError.badCheckpoint(url.path, "metadata '\(key)' does not parse: \(error)")
+            throw TrainingError.badCheckpoint(
+                url.path, "metadata '\(key)' does not parse: \(error)")
         }
     }
 
@@ -120,19 +121,23 @@ public enum TrainingCheckpoint {
         let meta = file.metadata
         guard meta[Key.format] == formatName else {
             throw TrainingError.badCheckpoint(
-                url.path, "metadata 'format' is \(meta[Key.format] ?? "missing"), expected "
+                url.path,
+                "metadata 'format' is \(meta[Key.format] ?? "missing"), expected "
                     + "'\(formatName)'")
         }
         guard let v = meta[Key.version].flatMap(Int.init), v <= formatVersion else {
             throw TrainingError.badCheckpoint(
-                url.path, "format version \(meta[Key.version] ?? "missing") is not one this "
+                url.path,
+                "format version \(meta[Key.version] ?? "missing") is not one this "
                     + "isfgan reads (\(formatVersion))")
         }
         let state = try decode(TrainingState.self, meta, Key.state, url)
         let all = file.stateDict().tensors
         func group(_ prefix: String) -> [String: Tensor] {
             var out: [String: Tensor] = [:]
-            for (k, v) in all where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = v }
+            for (k, v) in all where k.hasPrefix(prefix) {
+                out[String(k.dropFirst(prefix.count))] = v
+            }
             return out
         }
         try t.isf.load(group("mapnet."), source: "\(url.path) [mapnet]")
@@ -162,7 +167,9 @@ public enum TrainingCheckpoint {
             m.append(a.scalars)
             v.append(b.scalars)
         }
-        if !problems.isEmpty { throw TrainingError.badCheckpoint(source, problems.joined(separator: "; ")) }
+        if !problems.isEmpty {
+            throw TrainingError.badCheckpoint(source, problems.joined(separator: "; "))
+        }
         let state = try Adam.State(
             from: ValueDecoder(["step": step, "m": m, "v": v]))
         try adam.restore(state)
@@ -211,7 +218,9 @@ struct ValueDecoder: Decoder {
             guard let v = values[key.stringValue] as? T else {
                 throw DecodingError.typeMismatch(
                     T.self,
-                    .init(codingPath: [key], debugDescription: "no \(T.self) under '\(key.stringValue)'"))
+                    .init(
+                        codingPath: [key],
+                        debugDescription: "no \(T.self) under '\(key.stringValue)'"))
             }
             return v
         }
@@ -286,7 +295,8 @@ public enum TrainingExport {
             let live = folder.appendingPathComponent(stem + "_nets.ckpt")
             try TorchWriter.write(
                 [("mapnet", try group("mapnet_ema.")), ("discriminator", d)], to: ema)
-            try TorchWriter.write([("mapnet", try group("mapnet.")), ("discriminator", d)], to: live)
+            try TorchWriter.write(
+                [("mapnet", try group("mapnet.")), ("discriminator", d)], to: live)
             return [ema, live]
         case ISFFile.formatName?:
             var step = 0

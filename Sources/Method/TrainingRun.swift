@@ -83,8 +83,10 @@ public final class TrainingRun {
         let folder = try nextFolder(out: out, name: trainer.settings.name)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let run = TrainingRun(folder: folder, trainer: trainer)
-        try AtomicFile.write(Array((trainer.settings.json(pretty: true) + "\n").utf8), to: run.settingsURL)
-        try run.log("started \(folder.lastPathComponent): \(trainer.settings.iterations) iterations")
+        try AtomicFile.write(
+            Array((trainer.settings.json(pretty: true) + "\n").utf8), to: run.settingsURL)
+        try run.log(
+            "started \(folder.lastPathComponent): \(trainer.settings.iterations) iterations")
         return run
     }
 
@@ -139,12 +141,15 @@ public final class TrainingRun {
         let step = resumedFrom ?? 0
         if let text = try? String(contentsOf: run.statsURL, encoding: .utf8) {
             run.statsLines = text.split(separator: "\n").map(String.init).filter { line in
-                guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                guard
+                    let d = try? JSONSerialization.jsonObject(with: Data(line.utf8))
+                        as? [String: Any],
                     let s = d["step"] as? Int
                 else { return false }
                 return s < step
             }
-            try AtomicFile.write(Array(run.statsLines.map { $0 + "\n" }.joined().utf8), to: run.statsURL)
+            try AtomicFile.write(
+                Array(run.statsLines.map { $0 + "\n" }.joined().utf8), to: run.statsURL)
         }
         try run.log(
             resumedFrom.map { "resumed from checkpoint at step \($0)" }
@@ -175,7 +180,8 @@ public final class TrainingRun {
     /// Writes a training checkpoint for the current step and deletes the oldest beyond
     /// `keepCheckpoints`.
     public func saveCheckpoint() throws {
-        try FileManager.default.createDirectory(at: checkpointsURL, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: checkpointsURL, withIntermediateDirectories: true)
         let url = checkpointsURL.appendingPathComponent(Self.checkpointName(step: trainer.step))
         try TrainingCheckpoint.write(trainer, to: url)
         let keep = trainer.settings.keepCheckpoints

@@ -227,7 +227,8 @@ final class ModulatedConv2d: Module {
         if k == 1 && !upsample {
             // A 1×1 modulated conv (to-RGB) is a per-sample matrix product: fold the style
             // into the small [O, I] weight instead of scaling the large activations.
-            var wt = weight.value.reshaped([1, o, i]) * scale * style.reshaped([n, 1, i])  // [N, O, I]
+            // [N, O, I]
+            var wt = weight.value.reshaped([1, o, i]) * scale * style.reshaped([n, 1, i])
             if demodulate {
                 wt = wt * (wt.squared().sum(axis: 2, keepDims: true) + demodulationEpsilon).rsqrt()
             }

@@ -27,7 +27,8 @@ final class TrainCommandTests: XCTestCase {
         [
             "train", "--generator", p.generator, "--data", p.data.path, "--out", p.out.path,
             "--name", "cli", "--iters", "\(iters)", "--batch", "1", "--training-size", "8",
-            "--d-max-width", "32", "--d-first-width", "8", "--perceptual", perceptual, "--warmup", "1", "--log-every", "1",
+            "--d-max-width", "32", "--d-first-width", "8", "--perceptual", perceptual, "--warmup",
+            "1", "--log-every", "1",
             "--save-every", "2", "--sample-every", "0", "--threads", "2",
         ]
     }
@@ -54,12 +55,18 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(r.err.contains("step 2/2"), r.err)
         XCTAssertTrue(r.err.contains("it/s"), r.err)
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
-        for n in ["checkpoints", "final.safetensors", "log.txt", "samples", "settings.json", "stats.jsonl"] {
+        for n in [
+            "checkpoints", "final.safetensors", "log.txt", "samples", "settings.json",
+            "stats.jsonl",
+        ] {
             XCTAssertTrue(names.contains(n), "\(n) missing from \(names)")
         }
         let settings = try TrainingRun.settings(ofRun: folder)
-        XCTAssertEqual(settings.generatorSHA256, try SHA256.hexDigest(ofFile: URL(fileURLWithPath: p.generator)))
-        XCTAssertNil(settings.objective.positiveWeights, "2 attributes: FFHQ pos_weight must not apply")
+        XCTAssertEqual(
+            settings.generatorSHA256,
+            try SHA256.hexDigest(ofFile: URL(fileURLWithPath: p.generator)))
+        XCTAssertNil(
+            settings.objective.positiveWeights, "2 attributes: FFHQ pos_weight must not apply")
 
         // Resuming a finished run only rewrites the final file; changing settings is refused.
         let again = runCLI(["train", "--resume", folder.path])

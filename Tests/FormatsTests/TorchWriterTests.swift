@@ -9,12 +9,15 @@ final class TorchWriterTests: XCTestCase {
     func sampleEntries() -> [TorchWriter.Entry] {
         var rng = RandomGenerator(seed: 5)
         return [
-            ("mapnet", [
-                ("w_net.fc.0.weight", rng.normal([3, 70000])),  // numel needs BININT
-                ("w_net.fc.0.bias", rng.normal([3])),
-                ("scalar", Tensor(shape: [], [2.5])),
-                ("ünïcode.key", rng.normal([2, 1, 300])),  // 300 needs BININT2
-            ]),
+            (
+                "mapnet",
+                [
+                    ("w_net.fc.0.weight", rng.normal([3, 70000])),  // numel needs BININT
+                    ("w_net.fc.0.bias", rng.normal([3])),
+                    ("scalar", Tensor(shape: [], [2.5])),
+                    ("ünïcode.key", rng.normal([2, 1, 300])),  // 300 needs BININT2
+                ]
+            ),
             ("discriminator", [("main.0.weight", rng.normal([4, 3, 3, 3]))]),
             ("empty", []),
         ]
@@ -61,8 +64,10 @@ final class TorchWriterTests: XCTestCase {
         let raw = try Data(contentsOf: url)
         for e in zip.entries {
             XCTAssertEqual(e.method, 0, "\(e.name) is compressed")
-            let nameLength = Int(raw[e.localHeaderOffset + 26]) | Int(raw[e.localHeaderOffset + 27]) << 8
-            let extraLength = Int(raw[e.localHeaderOffset + 28]) | Int(raw[e.localHeaderOffset + 29]) << 8
+            let nameLength =
+                Int(raw[e.localHeaderOffset + 26]) | Int(raw[e.localHeaderOffset + 27]) << 8
+            let extraLength =
+                Int(raw[e.localHeaderOffset + 28]) | Int(raw[e.localHeaderOffset + 29]) << 8
             let dataStart = e.localHeaderOffset + 30 + nameLength + extraLength
             XCTAssertEqual(dataStart % 64, 0, "\(e.name) starts at \(dataStart)")
         }

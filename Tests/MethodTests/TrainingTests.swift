@@ -79,7 +79,8 @@ final class TrainingTests: XCTestCase {
 
         // Codes for 3 images but 4 images.
         let codes = try NumPy.readTensor(train.appendingPathComponent("wp.npy"))
-        try NumPy.write(codes.slice(0, 0..<3).contiguous(), to: train.appendingPathComponent("wp.npy"))
+        try NumPy.write(
+            codes.slice(0, 0..<3).contiguous(), to: train.appendingPathComponent("wp.npy"))
         XCTAssertThrowsError(try TrainingDataset.read(root)) { e in
             XCTAssertTrue("\(e)".contains("wp.npy has 3 codes"), "\(e)")
             XCTAssertTrue("\(e)".contains("4 images"), "\(e)")
@@ -89,7 +90,8 @@ final class TrainingTests: XCTestCase {
         // A label file that lists 3 images.
         let good = try String(contentsOf: labels, encoding: .utf8)
         var lines = good.split(separator: "\n").map(String.init)
-        try (["3"] + lines[1..<5]).joined(separator: "\n").write(to: labels, atomically: true, encoding: .utf8)
+        try (["3"] + lines[1..<5]).joined(separator: "\n").write(
+            to: labels, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try TrainingDataset.read(root)) { e in
             XCTAssertTrue("\(e)".contains("labels 3 images"), "\(e)")
         }
@@ -217,13 +219,15 @@ final class TrainingTests: XCTestCase {
         // The weights must have moved, or the comparison proves nothing.
         let start = ISFNetwork(full.trainer.isf.config, seed: s.seed)
         XCTAssertGreaterThan(
-            maxAbsDifference(start.namedParameters()[0].parameter.value,
+            maxAbsDifference(
+                start.namedParameters()[0].parameter.value,
                 full.trainer.isf.namedParameters()[0].parameter.value), 1e-5)
 
         // The resumed run's stats hold each step once, in order.
         let steps = try String(contentsOf: resumed.statsURL, encoding: .utf8)
             .split(separator: "\n").map {
-                (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["step"] as! Int
+                (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["step"]
+                    as! Int
             }
         XCTAssertEqual(steps, Array(0..<4))
     }
@@ -284,7 +288,8 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try run.run(), .finished)
 
         let files = try TrainingExport.torch(from: run.folder, to: out.appendingPathComponent("x"))
-        XCTAssertEqual(files.map(\.lastPathComponent), ["000001_nets_ema.ckpt", "000001_nets.ckpt"])
+        XCTAssertEqual(
+            files.map(\.lastPathComponent), ["000001_nets_ema.ckpt", "000001_nets.ckpt"])
         let ema = try TorchCheckpoint(contentsOf: files[0])
         let live = try TorchCheckpoint(contentsOf: files[1])
         XCTAssertEqual(ema.format, .zip)
@@ -301,12 +306,14 @@ final class TrainingTests: XCTestCase {
         // Max width is read back as the widest block (any larger value builds the same net).
         XCTAssertEqual(d.config.firstWidth, trainer.discriminator.config.firstWidth)
         XCTAssertEqual(
-            d.config.blockWidths.map(\.output), trainer.discriminator.config.blockWidths.map(\.output))
+            d.config.blockWidths.map(\.output),
+            trainer.discriminator.config.blockWidths.map(\.output))
         for ((k, p), (_, q)) in zip(d.namedParameters(), trainer.discriminator.namedParameters()) {
             XCTAssertEqual(p.value.scalars, q.value.scalars, "exported discriminator \(k)")
         }
         // The final ISF file exports its mapnet alone.
-        let fromFinal = try TrainingExport.torch(from: run.finalURL, to: out.appendingPathComponent("y"))
+        let fromFinal = try TrainingExport.torch(
+            from: run.finalURL, to: out.appendingPathComponent("y"))
         XCTAssertEqual(fromFinal.map(\.lastPathComponent), ["000001_nets_ema.ckpt"])
         XCTAssertNil(try TorchCheckpoint(contentsOf: fromFinal[0]).root["discriminator"])
     }
@@ -333,7 +340,8 @@ final class TrainingTests: XCTestCase {
         var bad = s
         bad.batch = 0
         bad.trainingSize = 12
-        XCTAssertThrowsError(try Trainer(settings: bad, data: data, generator: g, perceptual: nil)) {
+        XCTAssertThrowsError(try Trainer(settings: bad, data: data, generator: g, perceptual: nil))
+        {
             XCTAssertTrue("\($0)".contains("batch must be at least 1"), "\($0)")
             XCTAssertTrue("\($0)".contains("trainingSize must be a power of two"), "\($0)")
         }
