@@ -26,12 +26,15 @@ struct TrainCommand: Subcommand {
 
     /// Options that change the experiment; `--resume` refuses them (the run's own apply).
     static let experimentOptions: [OptionSpec] = [
-        .value("generator", "FILE", "generator checkpoint (rosinality StyleGAN2 .pt)"),
+        .value(
+            "generator", "FILE",
+            "a rosinality StyleGAN2 .pt, a DCGAN state dict, or 'dcgan' (the face generator "
+                + "scripts/fetch-models gets)"),
         .value(
             "generator-kind", "KIND",
             "what --generator holds: "
                 + GeneratorKind.allCases.map(\.rawValue).joined(separator: ", "),
-            default: GeneratorKind.stylegan2.rawValue),
+            default: GeneratorKind.auto.rawValue),
         .value("key", "NAME", "checkpoint entry holding the generator", default: "g_ema"),
         .value("data", "DIR", "training data in the official layout (see above)"),
         .value("name", "NAME", "run name, the folder's suffix", default: "isf"),
@@ -68,6 +71,7 @@ struct TrainCommand: Subcommand {
         .value(
             "pos-weight", "LIST",
             "BCE pos_weight per attribute: comma-separated numbers, ffhq or none (default: "
+                + "DATA/dataset.json's when present, else "
                 + "ffhq for 4 attributes, else none)"),
         .value(
             "perceptual", "NET",
@@ -218,8 +222,12 @@ struct TrainCommand: Subcommand {
 
     /// The settings the command line gives (before the data and generator are known).
     static func resolveSettings(_ args: ParsedArguments) throws -> TrainingSettings {
-        var s = TrainingSettings(
-            generator: try args.required("generator"), data: try args.required("data"))
+        var generator = try args.required("generator")
+        if generator == "dcgan" {
+            // The fetched face generator; the run records its path, so resume finds it.
+            generator = try ModelStore().locate(.dcganFace).path
+        }
+        var s = TrainingSettings(generator: generator, data: try args.required("data"))
         s.generatorKey = args.string("key")
         s.generatorKind = try args.choice(
             "generator-kind", GeneratorKind.allCases.map(\.rawValue))!
@@ -289,6 +297,27 @@ struct TrainCommand: Subcommand {
         return s
     }
 
+    /// The `pos_weight` that `isfgan dataset` wrote into `DATA/dataset.json`, in the order
+    /// of `attributes`; nil when the file is absent or lacks one of them.
+    static func datasetPositiveWeights(data: TrainingDataset, attributes: [String]) throws
+        -> [Float]?
+    {
+        let url = data.root.appendingPathComponent("dataset.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let summary: DatasetSummary
+        do {
+            summary = try JSONDecoder().decode(DatasetSummary.self, from: Data(contentsOf: url))
+        } catch {
+            throw UsageError("isfgan train: \(url.path) is not a dataset summary: \(error)")
+        }
+        var weights: [Float] = []
+        for name in attributes {
+            guard let w = summary.posWeight[name] ?? nil, w > 0, w.isFinite else { return nil }
+            weights.append(Float(w))
+        }
+        return weights
+    }
+
     /// What depends on the data and the generator: attributes, pos_weight, training size.
     static func resolveAgainstData(
         _ s: inout TrainingSettings, _ args: ParsedArguments, data: TrainingDataset,
@@ -298,7 +327,13 @@ struct TrainCommand: Subcommand {
         let d = s.attributes.count
         switch args.string("pos-weight") {
         case nil:
-            if d == ObjectiveSettings.ffhqPositiveWeights.count {
+            if let fromData = try datasetPositiveWeights(data: data, attributes: s.attributes) {
+                // What `isfgan dataset` measured on this data's training split.
+                s.objective.positiveWeights = fromData
+                console.err(
+                    "pos_weight from dataset.json: "
+                        + zip(s.attributes, fromData).map { "\($0) \($1)" }.joined(separator: ", "))
+            } else if d == ObjectiveSettings.ffhqPositiveWeights.count {
                 s.objective.positiveWeights = ObjectiveSettings.ffhqPositiveWeights
             } else {
                 s.objective.positiveWeights = nil

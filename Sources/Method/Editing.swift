@@ -49,7 +49,9 @@ public enum GeneratorLoader {
         case .auto:
             let file = try TorchCheckpoint(contentsOf: url)
             let top = file.root.dict
-            if top?["main.0.weight"] != nil {
+            // Not a StyleGAN2 layout (no generator entry, no bare generator keys): DCGAN,
+            // whose loader explains what it expected when this is not one either.
+            if top?[key ?? "g_ema"] == nil, top?["input.input"] == nil {
                 return try DCGANGenerator.load(contentsOf: url)
             }
             return try GeneratorFile.loadStyleGAN2(url, key: key, warn: warn)
