@@ -14,7 +14,9 @@ struct BenchCommand: Subcommand {
         .value("size", "PX", "generator resolution (config-f architecture)", default: "256"),
         .value("batch", "LIST", "batch sizes, comma-separated", default: "1,4"),
         .value("repeats", "N", "timed runs per row (the best is reported)", default: "3"),
-        .value("form", "NAME", "modulated conv form: shared, grouped or both", default: "both"),
+        .value(
+            "form", "NAME", "modulated conv form: shared, grouped, auto (what renders use) or both",
+            default: "both"),
     ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
@@ -29,10 +31,11 @@ struct BenchCommand: Subcommand {
                 throw UsageError("isfgan bench: --size must be a power of two, got \(size)")
             }
             let batches = try parseIntList(args.required("batch"), flag: "batch", command: name)
-            let formName = try args.choice("form", ["shared", "grouped", "both"])!
+            let formName = try args.choice("form", ["shared", "grouped", "auto", "both"])!
             let forms: [ModulationForm] =
                 formName == "both"
-                ? [.shared, .grouped] : formName == "shared" ? [.shared] : [.grouped]
+                ? [.shared, .grouped]
+                : formName == "shared" ? [.shared] : formName == "auto" ? [.automatic] : [.grouped]
             let progress = ProgressLine(console: console)
             let rows = benchmarkGenerator(
                 size: size, batches: batches, forms: forms, repeats: repeats,

@@ -28,7 +28,7 @@ public func benchmarkGenerator(
         let codes = rng.normal([batch, g.codeLayers, g.codeWidth])
         for form in forms {
             g.modulationForm = form
-            let name = form == .shared ? "shared" : "grouped"
+            let name = form == .automatic ? "auto" : form == .shared ? "shared" : "grouped"
             progress("generator \(size) px, batch \(batch), \(name): warming up")
             GradMode.withoutGradients { _ = g.render(codes, noise: .constant) }
             var best = Double.infinity

@@ -117,6 +117,15 @@ public enum ModulationForm: Sendable {
     /// Activations scaled by the style, one shared convolution, outputs scaled by the
     /// demodulation factors (NVIDIA's `fused_modconv=False`).
     case shared
+    /// By measured speed: grouped for one image (at 1024 px it skips two passes over
+    /// the largest activations: 1.06 s against 1.76 s), shared for batches (256 px,
+    /// batch 4: 473 against 491 ms per image).
+    case automatic
+
+    /// The form a batch of `n` images runs with.
+    public func resolved(batch n: Int) -> ModulationForm {
+        self == .automatic ? (n == 1 ? .grouped : .shared) : self
+    }
 }
 
 // MARK: - Layers
@@ -251,7 +260,7 @@ final class ModulatedConv2d: Module {
                 out = xg.conv2d(wt.reshaped([n * o, i, k, k]), padding: k / 2, groups: n)
                     .reshaped([n, o, h, wd])
             }
-        case .shared:
+        case .shared, .automatic:
             let ws = weight.value.reshaped([o, i, k, k]) * scale  // [O, I, k, k]
             let xs = x * style.reshaped([n, i, 1, 1])
             if upsample {
@@ -346,8 +355,8 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
     let noises: [Parameter]  // noise_i: [1, 1, 2^r, 2^r]
     /// The mean w used for truncation (from the checkpoint's `latent_avg`, or computed).
     public var latentAverage: Tensor?
-    /// How modulated convolutions run (chosen by measured speed; both are tested).
-    public var modulationForm: ModulationForm = .shared
+    /// How modulated convolutions run (by measured speed unless set; both are tested).
+    public var modulationForm: ModulationForm = .automatic
 
     public init(_ config: StyleGAN2Config) {
         self.config = config
@@ -475,7 +484,7 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
         )
         let n = codes.shape[0]
         let maps = noiseMaps(noise, batch: n)
-        let form = modulationForm
+        let form = modulationForm.resolved(batch: n)
         func row(_ i: Int) -> Tensor { codes.slice(1, i..<(i + 1)).reshaped([n, config.styleDim]) }
 
         var x = constantInput.value.expanded(to: [n, config.channels[0], 4, 4])
