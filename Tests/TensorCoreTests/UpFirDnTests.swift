@@ -193,22 +193,17 @@ final class UpFirDnTests: XCTestCase {
         assertBitIdentical(one, two, "threads 1 vs 2")
     }
 
-    /// Speed at StyleGAN2's 1024-px layer: the blur after the transposed conv on
-    /// [1, 32, 1025, 1025]. Printed for the record; the bound only catches a pathological
-    /// slowdown (a 2-thread run takes a small fraction of it).
-    func testSpeedAt1024() {
-        let x = randomTensor([1, 32, 1025, 1025], seed: 13)
+    /// StyleGAN2's 1024-px layer: the blur after the transposed conv on
+    /// [1, 32, 1025, 1025] gives [1, 32, 1024, 1024], and a constant plane stays constant
+    /// inside (the kernel sums to 4 with the upsampling gain; away from the border every
+    /// output sees the whole kernel). Speed is `isfgan bench generator`'s business.
+    func testLargePlane() {
+        let x = Tensor.full([1, 32, 1025, 1025], 0.5)
         let k = blurKernel(scale: 4)
-        _ = x.slice(1, 0..<1).upfirdn2d(kernel: k, pad: (1, 1))
-        let start = Date()
         let y = x.upfirdn2d(kernel: k, pad: (1, 1))
-        let seconds = Date().timeIntervalSince(start)
         XCTAssertEqual(y.shape, [1, 32, 1024, 1024])
-        let macs = 32.0 * 1024 * 1024 * 16
-        print(
-            String(
-                format: "upfirdn2d blur [1,32,1025,1025] k4 pad(1,1): %.1f ms, %.2f G taps/s "
-                    + "(threads %d)", seconds * 1000, macs / seconds / 1e9, Threads.count))
-        XCTAssertLessThan(seconds, 10)
+        let total = k.scalars.reduce(0, +)
+        XCTAssertEqual(y[0, 31, 512, 512], 0.5 * total, accuracy: 1e-5)
+        XCTAssertEqual(y[0, 0, 1, 700], 0.5 * total, accuracy: 1e-5)
     }
 }
