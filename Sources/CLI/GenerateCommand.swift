@@ -40,7 +40,9 @@ struct GenerateCommand: Subcommand {
         let psi = Float(try args.double("truncation")!)
         guard psi >= 0 else { throw UsageError("isfgan generate: --truncation must be ≥ 0") }
         let batch = try args.int("batch", range: 1...4096)!
-        let noiseName = try args.choice("noise", ["const", "random", "zero"])!
+        let noiseName = try args.required("noise")
+        let noiseFile = noiseName.hasSuffix(".npz") ? noiseName : nil
+        if noiseFile == nil { _ = try args.choice("noise", ["const", "random", "zero"]) }
         let noiseSeed = UInt64(try args.int("seed", range: 0...Int.max)!)
         if args.has("seeds") == args.has("latents") {
             throw UsageError("isfgan generate: give exactly one of --seeds and --latents")
@@ -105,16 +107,22 @@ struct GenerateCommand: Subcommand {
         }
 
         let n = codes.shape[0]
+        let explicitNoise = try noiseFile.map {
+            try readNoiseMaps($0, generator: styleGAN, images: n)
+        }
         var images: [Tensor] = []
         let progress = ProgressLine(console: console)
         for start in stride(from: 0, to: n, by: batch) {
             let end = min(n, start + batch)
             progress.update("rendering \(start)–\(end - 1) of \(n)")
-            let mode: NoiseMode
+            var mode: NoiseMode
             switch noiseName {
             case "random": mode = .random(seed: noiseSeed &+ UInt64(start))
             case "zero": mode = .zero
             default: mode = .constant
+            }
+            if let maps = explicitNoise {
+                mode = .explicit(maps.map { $0.shape[0] == 1 ? $0 : $0.slice(0, start..<end) })
             }
             images.append(
                 GradMode.withoutGradients {
@@ -130,6 +138,35 @@ struct GenerateCommand: Subcommand {
         if let p = args.string("save-raw") { try NumPy.write(all, to: URL(fileURLWithPath: p)) }
         try writeImages(all, to: out, grid: args.flag("grid"))
         console.err("wrote \(n) image\(n == 1 ? "" : "s") to \(out.path)")
+    }
+}
+
+/// Reads explicit noise maps `noise_0` … from an `.npz`, checking each against the
+/// generator's noise inputs: [1 or `images`, 1, H, W].
+func readNoiseMaps(_ path: String, generator: StyleGAN2Generator?, images n: Int) throws -> [Tensor]
+{
+    guard let g = generator else {
+        throw UsageError("isfgan generate: --noise \(path): noise maps need a StyleGAN2 generator")
+    }
+    var byName: [String: Tensor] = [:]
+    for (name, array) in try NumPy.readArchive(URL(fileURLWithPath: path)) {
+        byName[name] = array.tensor()
+    }
+    return try g.noiseShapes.enumerated().map { i, shape in
+        let key = "noise_\(i)"
+        guard let t = byName[key] else {
+            throw UsageError(
+                "isfgan generate: --noise \(path) has no '\(key)' (this generator takes "
+                    + "noise_0 … noise_\(g.noiseShapes.count - 1))")
+        }
+        guard t.rank == 4, t.shape[0] == 1 || t.shape[0] == n,
+            Array(t.shape.dropFirst()) == Array(shape.dropFirst())
+        else {
+            throw UsageError(
+                "isfgan generate: --noise \(path): '\(key)' has shape \(describe(t.shape)); "
+                    + "expected [1 or \(n), \(shape[1]), \(shape[2]), \(shape[3])]")
+        }
+        return t
     }
 }
 

@@ -459,6 +459,9 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
             [a.slice(1, 0..<crossover), b.slice(1, crossover..<config.nLatent)], axis: 1)
     }
 
+    /// Shapes of the noise inputs, `noise_0` … (each [1, 1, r, r]).
+    public var noiseShapes: [[Int]] { noises.map(\.shape) }
+
     /// The noise maps a render uses.
     func noiseMaps(_ mode: NoiseMode, batch: Int) -> [Tensor?] {
         switch mode {

@@ -185,3 +185,54 @@ final class GenerateDCGANTests: XCTestCase {
         XCTAssertTrue(t.err.contains("--truncation needs a StyleGAN2 generator"), t.err)
     }
 }
+
+final class GenerateNoiseTests: XCTestCase {
+    /// `--noise maps.npz`: the checkpoint's own noise maps, given explicitly, reproduce
+    /// the stored-noise reference; all-zero maps equal `--noise zero`; a map of the wrong
+    /// size is refused naming the key and both shapes.
+    func testExplicitNoiseMaps() throws {
+        let dir = try Fixtures.url("stylegan2-tiny/z.npy").deletingLastPathComponent()
+        let gen = dir.appendingPathComponent("stylegan2-tiny.pt").path
+        let z = dir.appendingPathComponent("z.npy").path
+        let tmp = temporaryDirectory()
+        var stored: [(name: String, array: RawArray)] = []
+        var zeros: [(name: String, array: RawArray)] = []
+        for i in 0..<7 {
+            let t = try NumPy.readTensor(dir.appendingPathComponent("noise_\(i).npy"))
+            stored.append(("noise_\(i)", RawArray(t)))
+            // Per-image maps (batch 4) for the zero case: exercises the slicing per batch.
+            zeros.append(("noise_\(i)", RawArray(Tensor.zeros([4] + Array(t.shape.dropFirst())))))
+        }
+        let storedURL = tmp.appendingPathComponent("stored.npz")
+        let zerosURL = tmp.appendingPathComponent("zeros.npz")
+        try NumPy.writeArchive(stored, to: storedURL)
+        try NumPy.writeArchive(zeros, to: zerosURL)
+        func raw(_ noise: String, _ name: String) throws -> Tensor {
+            let out = tmp.appendingPathComponent(name)
+            let r = runCLI([
+                "generate", "--generator", gen, "--latents", z, "--space", "z",
+                "--noise", noise, "--batch", "3", "--out",
+                tmp.appendingPathComponent(name + ".png").path, "--save-raw", out.path,
+            ])
+            XCTAssertEqual(r.status, 0, r.err)
+            return try NumPy.readTensor(out)
+        }
+        let ref = try NumPy.readTensor(dir.appendingPathComponent("img_z.npy"))
+        assertClose(try raw(storedURL.path, "a.npy"), ref, atol: 1e-4 * 12, rtol: 0)
+        assertClose(try raw(zerosURL.path, "b.npy"), try raw("zero", "c.npy"), atol: 1e-6, rtol: 0)
+
+        var bad = stored
+        bad[3] = ("noise_3", RawArray(Tensor.zeros([1, 1, 8, 8])))
+        let badURL = tmp.appendingPathComponent("bad.npz")
+        try NumPy.writeArchive(bad, to: badURL)
+        let r = runCLI([
+            "generate", "--generator", gen, "--latents", z, "--space", "z",
+            "--noise", badURL.path, "--out", tmp.appendingPathComponent("x.png").path,
+        ])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.err.contains("'noise_3' has shape [1, 1, 8, 8]"), r.err)
+        XCTAssertTrue(r.err.contains("expected [1 or 4, 1, 16, 16]"), r.err)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: tmp.appendingPathComponent("x.png").path))
+    }
+}
