@@ -144,7 +144,8 @@ public struct ParsedArguments {
         }
         if let range, !range.contains(v) {
             throw UsageError(
-                "isfgan \(command): --\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(v)"
+                "isfgan \(command): --\(name) must be in "
+                    + "\(range.lowerBound)...\(range.upperBound), got \(v)"
             )
         }
         return v
@@ -163,7 +164,8 @@ public struct ParsedArguments {
         guard let s = string(name) else { return nil }
         guard choices.contains(s) else {
             throw UsageError(
-                "isfgan \(command): --\(name) must be one of \(choices.joined(separator: ", ")), got '\(s)'"
+                "isfgan \(command): --\(name) must be one of "
+                    + "\(choices.joined(separator: ", ")), got '\(s)'"
             )
         }
         return s

@@ -8,7 +8,8 @@ func runISFBenchmark(_ console: Console, repeats: Int) throws {
     let config = ISFConfig(layers: 18, attributes: 4)
     let net = ISFNetwork(config, seed: 1)
     console.out(
-        "ISF forward, 18 layers × 512, 4 attributes, random weights, \(Threads.count) threads, best of \(max(repeats, 5))"
+        "ISF forward, 18 layers × 512, 4 attributes, random weights, "
+            + "\(Threads.count) threads, best of \(max(repeats, 5))"
     )
     console.out(BenchCommand.pad("codes", 7) + "ms")
     var rng = RandomGenerator(seed: 2)

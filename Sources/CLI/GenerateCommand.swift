@@ -92,7 +92,8 @@ struct GenerateCommand: Subcommand {
                 center = avg
             } else {
                 console.warn(
-                    "the checkpoint has no latent_avg; truncating towards the mean of 10 000 mapped z (seed 0)"
+                    "the checkpoint has no latent_avg; truncating towards the mean of "
+                        + "10 000 mapped z (seed 0)"
                 )
                 center = g.meanLatent()
             }

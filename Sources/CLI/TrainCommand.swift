@@ -78,7 +78,8 @@ struct TrainCommand: Subcommand {
             "perceptual network: stlpips-alex, stlpips-vgg, lpips:FILE, "
                 + "lpips:BACKBONE,HEADS or none (default: stlpips-alex when fetched, else none)"),
         .value(
-            "noise", "MODE", "generator noise: random (official), const or zero", default: "random"),
+            "noise", "MODE", "generator noise: random (official), const or zero",
+            default: "random"),
         .value("rnd-dim", "N", "width of the ISF's random style vector", default: "64"),
         .value("pre-norm", "0|1", "ISF LayerNorm before each Linear", default: "1"),
         .value("norm-type", "NAME", "ISF norm: adaln, adain or none", default: "adaln"),
@@ -91,7 +92,8 @@ struct TrainCommand: Subcommand {
         .value(
             "log-every", "N", "steps between stats lines (and plain status lines)", default: "100"),
         .value(
-            "sample-every", "N", "steps between sample grids (0: only at the end)", default: "1000"),
+            "sample-every", "N", "steps between sample grids (0: only at the end)",
+            default: "1000"),
         .value(
             "save-every", "N", "steps between checkpoints (0: only at the end)", default: "1000"),
         .value("keep-checkpoints", "N", "checkpoints kept (0: all)", default: "3"),

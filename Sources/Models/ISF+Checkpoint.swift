@@ -10,7 +10,8 @@ extension ISFNetwork {
     /// Reads an official ISF checkpoint (`NNNNNN_nets_ema.ckpt` or its `_nets.ckpt` twin):
     /// the state dict under `mapnet`, or a file that holds the bare state dict.
     ///
-    /// The settings come from the keys (see ``ISFConfig/infer(from:source:randomWidth:residual:latentType:)``),
+    /// The settings come from the keys (see
+    /// ``ISFConfig/infer(from:source:randomWidth:residual:latentType:)``),
     /// except the two the keys cannot show: `randomWidth` (64 in the official runs) and
     /// `residual` (the run's `--use_residual`, off by default).
     ///

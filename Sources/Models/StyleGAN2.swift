@@ -483,7 +483,8 @@ public final class StyleGAN2Generator: Module, ImageGenerator {
         precondition(
             codes.rank == 3 && codes.shape[1] == config.nLatent
                 && codes.shape[2] == config.styleDim,
-            "render: codes \(describe(codes.shape)) do not fit W+ [N, \(config.nLatent), \(config.styleDim)]"
+            "render: codes \(describe(codes.shape)) do not fit W+ "
+                + "[N, \(config.nLatent), \(config.styleDim)]"
         )
         let n = codes.shape[0]
         let maps = noiseMaps(noise, batch: n)

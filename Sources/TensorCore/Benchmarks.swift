@@ -24,7 +24,8 @@ public struct OpBenchmarkRow: Codable, Sendable {
 ///
 /// Each case runs once to build and cache its oneDNN primitives, then `repeats` times;
 /// the fastest run is reported (other processes on a shared machine only ever add time,
-/// so the minimum is the steadiest estimate of what the kernel itself takes). Backward rows time the input gradient plus the weight gradient
+/// so the minimum is the steadiest estimate of what the kernel itself takes). Backward rows
+/// time the input gradient plus the weight gradient
 /// (twice the forward's arithmetic).
 public enum OpBenchmarks {
     /// Problem sizes: `.full` is the table; `.quick` is a small version for tests.
