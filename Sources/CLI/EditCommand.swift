@@ -16,51 +16,54 @@ struct EditSession {
     /// The rows of the latent file they came from.
     let indices: [Int]
 
-    /// Options every editing command takes.
-    static let commonOptions: [OptionSpec] = [
+    /// The source labels of the one input that `interpolate` and `sample` take.
+    static let singleSourceOptions: [OptionSpec] = [
         .value(
-            "generator", "FILE",
-            "generator: a rosinality StyleGAN2 .pt, a DCGAN state dict, or 'dcgan' (the face "
-                + "generator scripts/fetch-models gets)"),
+            "source", "LIST",
+            "source attributes, e.g. 1,1,0,0 (1 = what the training labels called 1) "
+                + "(default: none)"),
         .value(
-            "generator-kind", "KIND",
-            "what --generator holds: "
-                + GeneratorKind.allCases.map(\.rawValue).joined(separator: ", "),
-            default: GeneratorKind.auto.rawValue),
-        .value("key", "NAME", "checkpoint entry holding the generator", default: "g_ema"),
-        .value(
-            "isf", "FILE",
-            "ISF: official NNNNNN_nets_ema.ckpt / _nets.ckpt (mapnet entry) or an isfgan "
-                + ".safetensors ISF file"),
-        .flag(
-            "residual",
-            "the official checkpoint was trained with --use_residual 1 (keys cannot show it; "
-                + "isfgan files record it) (default: off)"),
-        .value(
-            "attributes", "LIST",
-            "attribute names in target order, e.g. Gender,Glasses,Age,Expression (default: "
-                + "the ISF file's names, else the official four for a 4-attribute ISF)"),
-        .value(
-            "latents", "FILE",
-            "source codes .npy: (N, L, D), (N, 1, L, D), (L, D), or (N, D) with --space"),
-        .value(
-            "space", "NAME",
-            "what a 2-D --latents holds: w (repeated over rows), z (mapped first), wplus "
-                + "(default: wplus for 3-D/4-D files; required for (N, D))"),
-        .value("index", "LIST", "rows of --latents to use, e.g. 0,5,9 or 0-3 (default: all)"),
-        .value(
-            "truncation", "PSI",
-            "truncate the source codes towards the mean w first (1 = none)", default: "1"),
-        .value(
-            "keep-layers", "MODE",
-            "W+ rows copied back from the source after the edit: none, official (the "
-                + "authors' per-attribute rows; 18-layer generators only) or ranges such as "
-                + "0-3,8-17 (inclusive)", default: "none"),
-        .value(
-            "noise", "MODE", "noise inputs: const (stored maps), random or zero", default: "const"),
-        .value("noise-seed", "N", "seed for --noise random", default: "0"),
-        .value("batch", "N", "codes per generator run", default: "4"),
+            "labels", "FILE",
+            "CelebA-style attribute list; the input takes its data row (default: none)"),
     ]
+
+    /// Options every editing command takes.
+    static let commonOptions: [OptionSpec] =
+        generatorOptions + [
+            .value(
+                "isf", "FILE",
+                "ISF: official NNNNNN_nets_ema.ckpt / _nets.ckpt (mapnet entry) or an isfgan "
+                    + ".safetensors ISF file"),
+            .flag(
+                "residual",
+                "the official checkpoint was trained with --use_residual 1 (keys cannot show it; "
+                    + "isfgan files record it) (default: off)"),
+            .value(
+                "attributes", "LIST",
+                "attribute names in target order, e.g. Gender,Glasses,Age,Expression (default: "
+                    + "the ISF file's names, else the official four for a 4-attribute ISF)"),
+            .value(
+                "latents", "FILE",
+                "source codes .npy: (N, L, D), (N, 1, L, D), (L, D), or (N, D) with --space"),
+            .value(
+                "space", "NAME",
+                "what a 2-D --latents holds: w (repeated over rows), z (mapped first), wplus "
+                    + "(default: wplus for 3-D/4-D files; required for (N, D))"),
+            .value("index", "LIST", "rows of --latents to use, e.g. 0,5,9 or 0-3 (default: all)"),
+            .value(
+                "truncation", "PSI",
+                "truncate the source codes towards the mean w first (1 = none)", default: "1"),
+            .value(
+                "keep-layers", "MODE",
+                "W+ rows copied back from the source after the edit: none, official (the "
+                    + "authors' per-attribute rows; 18-layer generators only) or ranges such as "
+                    + "0-3,8-17 (inclusive)", default: "none"),
+            .value(
+                "noise", "MODE", "noise inputs: const (stored maps), random or zero",
+                default: "const"),
+            .value("noise-seed", "N", "seed for --noise random", default: "0"),
+            .value("batch", "N", "codes per generator run", default: "4"),
+        ]
 
     /// Help paragraph on what attribute values mean, shown with each command's usage.
     static let valueNote =
@@ -77,14 +80,10 @@ struct EditSession {
         let latentsPath = try args.required("latents")
         _ = try args.int("batch", range: 1...4096)
         _ = try args.choice("noise", ["const", "random", "zero"])
-        let kindName = try args.choice("generator-kind", GeneratorKind.allCases.map(\.rawValue))!
         let psi = Float(try args.double("truncation")!)
         guard psi >= 0 else { throw UsageError("isfgan \(command): --truncation must be ≥ 0") }
 
-        let (generator, generatorURL) = try GeneratorLoader.load(
-            spec: generatorPath, kind: GeneratorKind(rawValue: kindName)!,
-            key: args.string("key"), warn: console.warn)
-        console.err("generator: \(generator.summary)")
+        let (generator, generatorURL) = try loadGenerator(args, console: console)
         let isf = try LoadedISF.load(URL(fileURLWithPath: isfPath), residual: args.flag("residual"))
         console.err("isf: \(isf.network.config)")
         if let trained = isf.generatorSHA256 {

@@ -10,32 +10,31 @@ struct GenerateCommand: Subcommand {
     static let summary = "render images from seeds or codes (StyleGAN2 or DCGAN)"
     static let usage =
         "--generator G.pt (--seeds 0-7 | --latents codes.npy [--space z|w|wplus]) --out DIR_OR_PNG"
-    static let options: [OptionSpec] = [
-        .value(
-            "generator", "FILE",
-            "a rosinality StyleGAN2 .pt, a DCGAN state dict, or 'dcgan' (the face generator "
-                + "scripts/fetch-models gets)"),
-        .value("key", "NAME", "checkpoint entry holding the generator", default: "g_ema"),
-        .value("seeds", "LIST", "z seeds, e.g. 0-7 or 1,5,9 (one image each)"),
-        .value("latents", "FILE", "codes: z or w (N, D), W+ (N, L, D) or (N, 1, L, D)"),
-        .value("space", "NAME", "what --latents holds: z, w or wplus (required for 2-D files)"),
-        .flag("broadcast", "repeat a w (N, D) over all layers (same as --space w)"),
-        .value("truncation", "PSI", "truncation ψ towards the mean w (1 = none)", default: "1"),
-        .value(
-            "truncation-center", "FILE", "the centre as (D) or (1, D) .npy instead of latent_avg"),
-        .value("truncation-cutoff", "N", "truncate only the first N W+ rows (default: all)"),
-        .value(
-            "noise", "MODE", "noise inputs: const (stored maps), random or zero", default: "const"),
-        .value("seed", "N", "seed for --noise random", default: "0"),
-        .value("batch", "N", "images per generator run", default: "4"),
-        .value("out", "PATH", "a folder (000000.png, …) or one .png/.jpg (a grid when N > 1)"),
-        .flag("grid", "with a folder --out, also write grid.png"),
-        .value("save-latents", "FILE", "write the codes used (W+ for StyleGAN2), N × L × D .npy"),
-        .value("save-raw", "FILE", "write the unclamped float32 NCHW images .npy"),
-    ]
+    static let options: [OptionSpec] =
+        generatorOptions + [
+            .value("seeds", "LIST", "z seeds, e.g. 0-7 or 1,5,9 (one image each)"),
+            .value("latents", "FILE", "codes: z or w (N, D), W+ (N, L, D) or (N, 1, L, D)"),
+            .value("space", "NAME", "what --latents holds: z, w or wplus (required for 2-D files)"),
+            .flag("broadcast", "repeat a w (N, D) over all layers (same as --space w)"),
+            .value("truncation", "PSI", "truncation ψ towards the mean w (1 = none)", default: "1"),
+            .value(
+                "truncation-center", "FILE",
+                "the centre as (D) or (1, D) .npy instead of latent_avg"),
+            .value("truncation-cutoff", "N", "truncate only the first N W+ rows (default: all)"),
+            .value(
+                "noise", "MODE", "noise inputs: const (stored maps), random or zero",
+                default: "const"),
+            .value("seed", "N", "seed for --noise random", default: "0"),
+            .value("batch", "N", "images per generator run", default: "4"),
+            .value("out", "PATH", "a folder (000000.png, …) or one .png/.jpg (a grid when N > 1)"),
+            .flag("grid", "with a folder --out, also write grid.png"),
+            .value(
+                "save-latents", "FILE", "write the codes used (W+ for StyleGAN2), N × L × D .npy"),
+            .value("save-raw", "FILE", "write the unclamped float32 NCHW images .npy"),
+        ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let generatorPath = try args.required("generator")
+        _ = try args.required("generator")  // checked before anything loads
         let out = URL(fileURLWithPath: try args.required("out"))
         let psi = Float(try args.double("truncation")!)
         guard psi >= 0 else { throw UsageError("isfgan generate: --truncation must be ≥ 0") }
@@ -48,9 +47,7 @@ struct GenerateCommand: Subcommand {
             throw UsageError("isfgan generate: give exactly one of --seeds and --latents")
         }
 
-        let (loaded, _) = try GeneratorLoader.load(
-            spec: generatorPath, key: args.string("key"), warn: console.warn)
-        console.err("generator: \(loaded.summary)")
+        let (loaded, _) = try loadGenerator(args, console: console)
         let styleGAN = loaded as? StyleGAN2Generator
 
         // Codes [N, layers, width] in the generator's editing space (W+ for StyleGAN2).

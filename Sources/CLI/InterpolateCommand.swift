@@ -19,14 +19,7 @@ struct InterpolateCommand: Subcommand {
         \(EditSession.valueNote)
         """
     static let options: [OptionSpec] =
-        EditSession.commonOptions + [
-            .value(
-                "source", "LIST",
-                "source attributes, e.g. 1,1,0,0 (1 = what the training labels called 1) "
-                    + "(default: none)"),
-            .value(
-                "labels", "FILE",
-                "CelebA-style attribute list; the input takes its data row (default: none)"),
+        EditSession.commonOptions + EditSession.singleSourceOptions + [
             .value("attribute", "NAME", "the attribute to sweep (name or 0-based index)"),
             .value("steps", "N", "frames", default: "20"),
             .value("seed", "N", "seed for the random style vector", default: "0"),

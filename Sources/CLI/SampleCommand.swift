@@ -18,14 +18,7 @@ struct SampleCommand: Subcommand {
         \(EditSession.valueNote)
         """
     static let options: [OptionSpec] =
-        EditSession.commonOptions + [
-            .value(
-                "source", "LIST",
-                "source attributes, e.g. 1,1,0,0 (1 = what the training labels called 1) "
-                    + "(default: none)"),
-            .value(
-                "labels", "FILE",
-                "CelebA-style attribute list; the input takes its data row (default: none)"),
+        EditSession.commonOptions + EditSession.singleSourceOptions + [
             .repeated(
                 "target", "NAME=V,…",
                 "one target: the source vector with these attributes changed (0 or 1); "

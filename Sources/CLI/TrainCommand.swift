@@ -25,79 +25,73 @@ struct TrainCommand: Subcommand {
         """
 
     /// Options that change the experiment; `--resume` refuses them (the run's own apply).
-    static let experimentOptions: [OptionSpec] = [
-        .value(
-            "generator", "FILE",
-            "a rosinality StyleGAN2 .pt, a DCGAN state dict, or 'dcgan' (the face generator "
-                + "scripts/fetch-models gets)"),
-        .value(
-            "generator-kind", "KIND",
-            "what --generator holds: "
-                + GeneratorKind.allCases.map(\.rawValue).joined(separator: ", "),
-            default: GeneratorKind.auto.rawValue),
-        .value("key", "NAME", "checkpoint entry holding the generator", default: "g_ema"),
-        .value("data", "DIR", "training data in the official layout (see above)"),
-        .value("name", "NAME", "run name, the folder's suffix", default: "isf"),
-        .value("iters", "N", "training iterations", default: "50000"),
-        .value("batch", "N", "batch size", default: "4"),
-        .value("seed", "N", "seed of every random stream", default: "0"),
-        .value(
-            "training-size", "PX",
-            "side where real and generated images meet (the discriminator's size) "
-                + "(default: 256, or the generator's size when smaller)"),
-        .value("lr", "X", "peak learning rate of both networks", default: "1e-5"),
-        .value("weight-decay", "X", "Adam's L2 weight decay", default: "1e-5"),
-        .value("warmup", "N", "linear warm-up steps", default: "5000"),
-        .value("warmup-lr", "X", "learning rate at the start of the warm-up", default: "5e-7"),
-        .value("final-lr", "X", "learning rate the cosine reaches at the end", default: "5e-6"),
-        .value("clip", "X", "gradient-norm clipping of both networks", default: "1"),
-        .value("ema", "BETA", "moving-average β of the ISF weights", default: "0.999"),
-        .value("lambda-cls", "X", "attribute classification weight", default: "2"),
-        .value("lambda-r1", "X", "R1 penalty weight", default: "1"),
-        .value(
-            "r1-target", "OUT",
-            "output R1 differentiates: attributes (official) or realism (StarGAN v2)",
-            default: "attributes"),
-        .value("lambda-lat-cyc", "X", "latent cycle weight", default: "1"),
-        .value("lambda-src-cyc", "X", "image cycle weight", default: "1"),
-        .value("lambda-ds", "X", "diversity-sensitive weight (subtracted)", default: "2"),
-        .value(
-            "ds-decay", "N",
-            "decay the diversity weight linearly to 0 over N steps (default: constant, as "
-                + "the official code)"),
-        .value("lambda-nb", "X", "neighbouring constraint weight", default: "0.01"),
-        .value("lambda-lpips", "X", "perceptual content weight", default: "1"),
-        .value("lambda-lpips-cyc", "X", "perceptual cycle weight", default: "1"),
-        .value(
-            "pos-weight", "LIST",
-            "BCE pos_weight per attribute: comma-separated numbers, ffhq or none (default: "
-                + "DATA/dataset.json's when present, else "
-                + "ffhq for 4 attributes, else none)"),
-        .value(
-            "perceptual", "NET",
-            "perceptual network: stlpips-alex, stlpips-vgg, lpips:FILE, "
-                + "lpips:BACKBONE,HEADS or none (default: stlpips-alex when fetched, else none)"),
-        .value(
-            "noise", "MODE", "generator noise: random (official), const or zero",
-            default: "random"),
-        .value("rnd-dim", "N", "width of the ISF's random style vector", default: "64"),
-        .value("pre-norm", "0|1", "ISF LayerNorm before each Linear", default: "1"),
-        .value("norm-type", "NAME", "ISF norm: adaln, adain or none", default: "adaln"),
-        .flag("residual", "ISF adds the source code to its output (default: off)"),
-        .value("d-max-width", "N", "discriminator max_conv_dim", default: "512"),
-        .value(
-            "d-first-width", "N",
-            "discriminator's first width (default: the official 2^14 / training size)"),
-        .value("d-init", "NAME", "discriminator init: pytorch or he", default: "pytorch"),
-        .value(
-            "log-every", "N", "steps between stats lines (and plain status lines)", default: "100"),
-        .value(
-            "sample-every", "N", "steps between sample grids (0: only at the end)",
-            default: "1000"),
-        .value(
-            "save-every", "N", "steps between checkpoints (0: only at the end)", default: "1000"),
-        .value("keep-checkpoints", "N", "checkpoints kept (0: all)", default: "3"),
-    ]
+    static let experimentOptions: [OptionSpec] =
+        generatorOptions + [
+            .value("data", "DIR", "training data in the official layout (see above)"),
+            .value("name", "NAME", "run name, the folder's suffix", default: "isf"),
+            .value("iters", "N", "training iterations", default: "50000"),
+            .value("batch", "N", "batch size", default: "4"),
+            .value("seed", "N", "seed of every random stream", default: "0"),
+            .value(
+                "training-size", "PX",
+                "side where real and generated images meet (the discriminator's size) "
+                    + "(default: 256, or the generator's size when smaller)"),
+            .value("lr", "X", "peak learning rate of both networks", default: "1e-5"),
+            .value("weight-decay", "X", "Adam's L2 weight decay", default: "1e-5"),
+            .value("warmup", "N", "linear warm-up steps", default: "5000"),
+            .value("warmup-lr", "X", "learning rate at the start of the warm-up", default: "5e-7"),
+            .value("final-lr", "X", "learning rate the cosine reaches at the end", default: "5e-6"),
+            .value("clip", "X", "gradient-norm clipping of both networks", default: "1"),
+            .value("ema", "BETA", "moving-average β of the ISF weights", default: "0.999"),
+            .value("lambda-cls", "X", "attribute classification weight", default: "2"),
+            .value("lambda-r1", "X", "R1 penalty weight", default: "1"),
+            .value(
+                "r1-target", "OUT",
+                "output R1 differentiates: attributes (official) or realism (StarGAN v2)",
+                default: "attributes"),
+            .value("lambda-lat-cyc", "X", "latent cycle weight", default: "1"),
+            .value("lambda-src-cyc", "X", "image cycle weight", default: "1"),
+            .value("lambda-ds", "X", "diversity-sensitive weight (subtracted)", default: "2"),
+            .value(
+                "ds-decay", "N",
+                "decay the diversity weight linearly to 0 over N steps (default: constant, as "
+                    + "the official code)"),
+            .value("lambda-nb", "X", "neighbouring constraint weight", default: "0.01"),
+            .value("lambda-lpips", "X", "perceptual content weight", default: "1"),
+            .value("lambda-lpips-cyc", "X", "perceptual cycle weight", default: "1"),
+            .value(
+                "pos-weight", "LIST",
+                "BCE pos_weight per attribute: comma-separated numbers, ffhq or none (default: "
+                    + "DATA/dataset.json's when present, else "
+                    + "ffhq for 4 attributes, else none)"),
+            .value(
+                "perceptual", "NET",
+                "perceptual network: stlpips-alex, stlpips-vgg, lpips:FILE, "
+                    + "lpips:BACKBONE,HEADS or none (default: stlpips-alex when fetched, else none)"
+            ),
+            .value(
+                "noise", "MODE", "generator noise: random (official), const or zero",
+                default: "random"),
+            .value("rnd-dim", "N", "width of the ISF's random style vector", default: "64"),
+            .value("pre-norm", "0|1", "ISF LayerNorm before each Linear", default: "1"),
+            .value("norm-type", "NAME", "ISF norm: adaln, adain or none", default: "adaln"),
+            .flag("residual", "ISF adds the source code to its output (default: off)"),
+            .value("d-max-width", "N", "discriminator max_conv_dim", default: "512"),
+            .value(
+                "d-first-width", "N",
+                "discriminator's first width (default: the official 2^14 / training size)"),
+            .value("d-init", "NAME", "discriminator init: pytorch or he", default: "pytorch"),
+            .value(
+                "log-every", "N", "steps between stats lines (and plain status lines)",
+                default: "100"),
+            .value(
+                "sample-every", "N", "steps between sample grids (0: only at the end)",
+                default: "1000"),
+            .value(
+                "save-every", "N", "steps between checkpoints (0: only at the end)", default: "1000"
+            ),
+            .value("keep-checkpoints", "N", "checkpoints kept (0: all)", default: "3"),
+        ]
 
     static let options: [OptionSpec] =
         experimentOptions + [
