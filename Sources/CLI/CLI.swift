@@ -49,6 +49,8 @@ public enum CLI {
         SampleCommand.self,
         DatasetCommand.self,
         TrainCommand.self,
+        EvalCommand.self,
+        BaselineCommand.self,
         ExportCommand.self,
         VersionCommand.self,
     ]

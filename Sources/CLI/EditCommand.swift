@@ -265,9 +265,10 @@ struct EditCommand: Subcommand {
                 "save-raw", "FILE",
                 "write unclamped images, inputs × (1 + styles) × 3 × H × W .npy, source "
                     + "first (default: none)"),
-        ]
+        ] + LinearEdit.options
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
+        if try LinearEdit.chosen(args) { return try LinearEdit.run(args, console) }
         let out = URL(fileURLWithPath: try args.required("out"))
         let styles = try args.int("styles", range: 1...4096)!
         let batch = try args.int("batch", range: 1...4096)!

@@ -9,6 +9,15 @@ public enum DatasetAttribute: String, CaseIterable, Codable, Sendable {
     case gender
     /// 1 when the age classifier's expected age is above the threshold.
     case age
+
+    /// The label of an image the classifiers read as `p`: the one rule the dataset builder
+    /// and `isfgan eval` both apply.
+    public func label(_ p: AttributePrediction, ageThreshold: Float) -> Int {
+        switch self {
+        case .gender: return p.gender
+        case .age: return p.age(threshold: ageThreshold)
+        }
+    }
 }
 
 /// A dataset request that cannot be carried out as asked (options, or an output folder
@@ -349,12 +358,7 @@ public final class DatasetBuilder {
     func labels(_ raw: [Float]) -> [[Int]] {
         stride(from: 0, to: raw.count, by: 2).map { i in
             let p = AttributePrediction(maleProbability: raw[i], expectedAge: raw[i + 1])
-            return options.attributes.map {
-                switch $0 {
-                case .gender: return p.gender
-                case .age: return p.age(threshold: options.ageThreshold)
-                }
-            }
+            return options.attributes.map { $0.label(p, ageThreshold: options.ageThreshold) }
         }
     }
 

@@ -329,19 +329,68 @@ public final class STLPIPS: Module, PerceptualLoss {
                 "ST-LPIPS: image batches of shapes \(describe(x.shape)) and "
                     + "\(describe(y.shape)) differ")
         }
-        let n = x.shape[0]
         let fx = trunk(scaled(x)), fy = trunk(scaled(y))
-        var perLayer: [Tensor] = []
-        for k in 0..<5 {
-            let d = (fx[k].stUnitNormalized() - fy[k].stUnitNormalized()).squared()
-            // lin_k: 1×1 convolution to one channel, no bias; then the spatial mean.
-            let weighted = d.conv2d(heads[k].value)  // [N, 1, H_k, W_k]
-            perLayer.append(weighted.mean(axes: [2, 3]).reshaped([n]))
-        }
+        let perLayer = layerDistances(taps: fx, fy)
         var total = perLayer[0]
         for k in 1..<5 { total = total + perLayer[k] }
         return STLPIPSOutput(
             distance: total, perLayer: perLayer, taps: keepTaps ? (fx, fy) : nil)
+    }
+
+    /// The five per-layer distances [N] between pairs given by their taps (as ``taps(_:)``
+    /// returns them, row i of `fx` against row i of `fy`), so that a caller comparing many
+    /// pairs of few images runs the trunk once per image.
+    public func layerDistances(taps fx: [Tensor], _ fy: [Tensor]) -> [Tensor] {
+        layerDistances(unitTaps: unitTaps(fx), unitTaps(fy))
+    }
+
+    /// Taps scaled to unit length over channels at every pixel (what the heads compare).
+    public func unitTaps(_ taps: [Tensor]) -> [Tensor] {
+        precondition(taps.count == 5, "ST-LPIPS: five taps")
+        return taps.map { $0.stUnitNormalized() }
+    }
+
+    /// The five per-layer distances [N] between pairs given by their unit taps.
+    public func layerDistances(unitTaps ux: [Tensor], _ uy: [Tensor]) -> [Tensor] {
+        precondition(ux.count == 5 && uy.count == 5, "ST-LPIPS: five taps per operand")
+        let n = ux[0].shape[0]
+        var perLayer: [Tensor] = []
+        for k in 0..<5 {
+            let d = (ux[k] - uy[k]).squared()
+            // lin_k: 1×1 convolution to one channel, no bias; then the spatial mean.
+            let weighted = d.conv2d(heads[k].value)  // [N, 1, H_k, W_k]
+            perLayer.append(weighted.mean(axes: [2, 3]).reshaped([n]))
+        }
+        return perLayer
+    }
+
+    /// The distance between every two of K images given by their unit taps: [K, K].
+    ///
+    /// Expands `mean_hw Σ_c w_c (u_i − u_j)²` into `(G_ii + G_jj − 2 G_ij) / HW` with
+    /// `G = (u·w) uᵀ` over the flattened channels and pixels, so that all K² pairs cost
+    /// one matrix product per layer instead of K² image differences (diversity over K
+    /// styles). Equal to the pairwise form up to float32 rounding of the Gram entries.
+    public func pairwiseDistances(unitTaps u: [Tensor]) -> Tensor {
+        precondition(u.count == 5, "ST-LPIPS: five taps")
+        let k = u[0].shape[0]
+        var total = Tensor.zeros([k, k])
+        for l in 0..<5 {
+            let (h, w) = (u[l].shape[2], u[l].shape[3])
+            let flat = u[l].reshaped([k, -1]).contiguous()  // [K, C·H·W]
+            let weighted = (u[l] * heads[l].value).reshaped([k, -1]).contiguous()
+            let gram = weighted.matmul(flat.transposed(0, 1))  // [K, K]
+            let g = gram.scalars
+            var d = [Float](repeating: 0, count: k * k)
+            let pixels = Float(h * w)
+            for i in 0..<k {
+                for j in 0..<k where i != j {
+                    let cross = g[i * k + j] + g[j * k + i]
+                    d[i * k + j] = (g[i * k + i] + g[j * k + j] - cross) / pixels
+                }
+            }
+            total = total + Tensor(shape: [k, k], d)
+        }
+        return total
     }
 
     /// The distance per pair, [N].
