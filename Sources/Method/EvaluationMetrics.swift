@@ -158,8 +158,7 @@ public struct FrechetReference: Sendable {
         var traces = 0.0
         for i in 0..<n { traces += c1[i * n + i] + c2[i * n + i] }
         let middle = SquareMatrix.product(SquareMatrix.product(s, c2, order: n), s, order: n)
-        let eigen = SymmetricEigen(middle, order: n)
-        let crossTrace = eigen.values.reduce(0) { $0 + ($1 > 0 ? $1.squareRoot() : 0) }
+        let crossTrace = SymmetricEigen(middle, order: n).traceOfSquareRoot
         return d2 + traces - 2 * crossTrace
     }
 

@@ -21,6 +21,9 @@ public struct LinearFitOptions: Codable, Sendable, Equatable {
     /// Full-batch gradient steps (Nesterov momentum, step 1/L from the data's Lipschitz
     /// bound).
     public var iterations = 500
+    /// Weight each class by N / (2·N_class), so that a rare label (few old faces) moves the
+    /// boundary as much as a common one instead of being outvoted.
+    public var balanced = true
     /// Replace each normal by its component orthogonal to the other attributes' normals
     /// (InterFaceGAN's conditional manipulation), so moving along one leaves the other
     /// boundaries' signed distances unchanged.
@@ -44,7 +47,8 @@ public struct LinearBoundaries {
     public var offsets: [Float]
     /// Edit directions [A, L·C] when they differ from the normals (the conditional fit).
     public var directions: Tensor?
-    /// Share of the training codes on the side of their label, per attribute.
+    /// Balanced training accuracy per attribute: the mean over the two classes of the share
+    /// of codes on their label's side (0.5 is chance whatever the class balance).
     public var trainingAccuracy: [Double]
     /// SHA-256 of the generator whose codes were fitted, when known.
     public var generatorSHA256: String?
@@ -129,11 +133,11 @@ public struct LinearBoundaries {
             normals += w.map { Float($0 / norm) }
             offsets.append(Float(b / norm))
             let scores = x.matmul(Tensor(shape: [d, 1], w.map(Float.init))).scalars
-            var right = 0
+            var right = [0.0, 0.0]
             for i in 0..<n where (Double(scores[i]) + b > 0 ? 1.0 : 0.0) == column[i] {
-                right += 1
+                right[Int(column[i])] += 1
             }
-            accuracy.append(Double(right) / Double(n))
+            accuracy.append((right[1] / positives + right[0] / (Double(n) - positives)) / 2)
         }
         progress(attributes.count, attributes.count)
         var result = LinearBoundaries(
@@ -270,8 +274,9 @@ public struct LinearBoundaries {
 /// L2-regularised logistic regression by accelerated full-batch gradient descent:
 ///
 /// ```
-/// loss(w, b) = mean_i softplus(−s_i (x_i·w + b)) + λ/2·|w|²,   s_i = 2y_i − 1
-/// step 1/L,  L = λ_max([X 1]ᵀ[X 1] / N) / 4 + λ   (λ_max by power iteration)
+/// loss(w, b) = mean_i c_i·softplus(−s_i (x_i·w + b)) + λ/2·|w|²,   s_i = 2y_i − 1
+/// c_i = N / (2·N_{y_i}) when balanced, else 1
+/// step 1/L,  L = max c · λ_max([X 1]ᵀ[X 1] / N) / 4 + λ   (λ_max by power iteration)
 /// ```
 ///
 /// Deterministic: fixed start (zeros), fixed iteration count, no sampling.
@@ -282,6 +287,11 @@ enum LogisticRegression {
     ) {
         let n = x.shape[0], d = x.shape[1]
         let lambda = options.l2
+        let positives = y.reduce(0, +)
+        let weights = y.map { label -> Double in
+            guard options.balanced else { return 1 }
+            return Double(n) / (2 * (label == 1 ? positives : Double(n) - positives))
+        }
         func scores(_ w: [Double], _ b: Double) -> [Double] {
             let s = x.matmul(Tensor(shape: [d, 1], w.map(Float.init))).scalars
             return s.map { Double($0) + b }
@@ -300,7 +310,7 @@ enum LogisticRegression {
             v = back.map { $0 / Double(n) } + [xv.reduce(0, +) / Double(n)]
             top = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
         }
-        let step = 1 / (top / 4 + lambda)
+        let step = 1 / ((weights.max() ?? 1) * top / 4 + lambda)
 
         var w = [Double](repeating: 0, count: d), b = 0.0
         var previousW = w, previousB = b
@@ -310,7 +320,7 @@ enum LogisticRegression {
             let lb = b + momentum * (b - previousB)
             let s = scores(lw, lb)
             let r = (0..<n).map { i -> Double in
-                (1 / (1 + Foundation.exp(-s[i])) - y[i]) / Double(n)
+                weights[i] * (1 / (1 + Foundation.exp(-s[i])) - y[i]) / Double(n)
             }
             let g = xtv(r)
             previousW = w
