@@ -4,22 +4,29 @@ import Method
 /// `isfgan export --format torch RUN|CHECKPOINT`: the official checkpoint layout.
 struct ExportCommand: Subcommand {
     static let name = "export"
-    static let summary = "write a training run or checkpoint as official PyTorch checkpoints"
+    static let summary =
+        "write a training run or checkpoint as official PyTorch checkpoints or an ISF file"
     static let usage = """
         --format torch RUN_FOLDER | CHECKPOINT.safetensors | ISF.safetensors [--out DIR]
+               --format isf RUN_FOLDER | CHECKPOINT.safetensors [--out ISF.safetensors]
 
-        Writes NNNNNN_nets_ema.ckpt (averaged ISF under 'mapnet', the discriminator under
-        'discriminator') and NNNNNN_nets.ckpt (the live ISF) for a training checkpoint or a
-        run folder's last one; only the _nets_ema file (mapnet alone) for an ISF file.
+        torch: writes NNNNNN_nets_ema.ckpt (averaged ISF under 'mapnet', the discriminator
+        under 'discriminator') and NNNNNN_nets.ckpt (the live ISF) for a training checkpoint
+        or a run folder's last one; only the _nets_ema file (mapnet alone) for an ISF file.
+        isf: writes the checkpoint's averaged ISF as an isfgan ISF file (what a finished run
+        leaves as final.safetensors), for a run stopped early; default OUT is
+        RUN/isf-step-NNNNNN.safetensors.
         """
     static let positionalCount = 1
     static let options: [OptionSpec] = [
-        .value("format", "NAME", "output format: torch", default: "torch"),
-        .value("out", "DIR", "output folder (default: RUN/export, or the input's folder)"),
+        .value("format", "NAME", "output format: torch or isf", default: "torch"),
+        .value(
+            "out", "PATH",
+            "torch: output folder (default: RUN/export, or the input's folder); isf: the file"),
     ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        _ = try args.choice("format", ["torch"])
+        let format = try args.choice("format", ["torch", "isf"])!
         guard let path = args.positional.first else {
             throw UsageError("isfgan export: give a run folder or a .safetensors checkpoint")
         }
@@ -27,6 +34,13 @@ struct ExportCommand: Subcommand {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input.path, isDirectory: &isDir) else {
             throw UsageError("isfgan export: \(path) does not exist")
+        }
+        if format == "isf" {
+            let (step, url) = try TrainingExport.isf(
+                from: input, to: args.string("out").map { URL(fileURLWithPath: $0) })
+            console.err("exported the averaged ISF of step \(step)")
+            console.out(url.path)
+            return
         }
         let out =
             args.string("out").map { URL(fileURLWithPath: $0) }

@@ -76,6 +76,17 @@ struct TrainCommand: Subcommand {
             .value("pre-norm", "0|1", "ISF LayerNorm before each Linear", default: "1"),
             .value("norm-type", "NAME", "ISF norm: adaln, adain or none", default: "adaln"),
             .flag("residual", "ISF adds the source code to its output (default: off)"),
+            .flag(
+                "zero-last-layer",
+                "ISF's last layer starts at zero, so with --residual training starts from the "
+                    + "identity (default: off)"),
+            .value(
+                "d-pretrain", "N",
+                "first N of the iterations train only the discriminator's attribute head on the "
+                    + "labelled images (default: 0)"),
+            .value(
+                "d-pretrain-lr", "X", "constant learning rate of those steps", default: "1e-3"),
+            .value("d-pretrain-batch", "N", "real images per pre-training step (default: --batch)"),
             .value("d-max-width", "N", "discriminator max_conv_dim", default: "512"),
             .value(
                 "d-first-width", "N",
@@ -202,9 +213,17 @@ struct TrainCommand: Subcommand {
     static func statusLine(_ p: TrainingProgress) -> String {
         let v = p.record.values
         func f(_ k: String) -> String { String(format: "%.3f", v[k] ?? .nan) }
+        // Attribute accuracies of the discriminator on the batch's real images.
+        let accuracy = v.keys.filter { $0.hasPrefix("d_acc_real_") }.sorted()
+            .map { "\($0.dropFirst("d_acc_real_".count)) \(String(format: "%.2f", v[$0]!))" }
+            .joined(separator: " ")
+        let losses =
+            v["d_pre_cls"] != nil
+            ? "D pre-training: cls \(f("d_pre_cls"))"
+            : "D \(f("d_total"))  F \(f("g_total"))  cls \(f("cls"))  adv \(f("adv"))"
         return "step \(p.done)/\(p.total)  "
             + String(format: "%.2f it/s", p.stepsPerSecond) + "  left \(duration(p.secondsLeft))  "
-            + "D \(f("d_total"))  F \(f("g_total"))  cls \(f("cls"))  adv \(f("adv"))  "
+            + losses + (accuracy.isEmpty ? "" : "  D acc " + accuracy) + "  "
             + String(format: "lr %.2e", p.record.learningRate)
     }
 
@@ -282,6 +301,12 @@ struct TrainCommand: Subcommand {
         s.normType = ISFNormType(
             rawValue: try args.choice("norm-type", ["adaln", "adain", "none"])!)!
         s.residual = args.flag("residual")
+        if args.flag("zero-last-layer") { s.zeroOutputLayer = true }
+        if let n = try args.int("d-pretrain", range: 0...100_000_000), n > 0 {
+            s.discriminatorPretrainSteps = n
+            s.discriminatorPretrainLearningRate = try args.double("d-pretrain-lr")!
+            s.discriminatorPretrainBatch = try args.int("d-pretrain-batch", range: 1...4096)
+        }
         s.discriminatorMaxWidth = try args.int("d-max-width", range: 1...65536)!
         s.discriminatorFirstWidth = try args.int("d-first-width", range: 1...65536)
         s.discriminatorInit =

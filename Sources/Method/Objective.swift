@@ -235,6 +235,8 @@ public struct DiscriminatorLossTerms {
     public var realismFake: Tensor
     /// `lambda_r1 · R1`.
     public var r1: Tensor
+    /// The attribute logits on the real images: [B, A] (for accuracy logs).
+    public var realAttributes: Tensor
 
     /// Every term under the official name, for logs.
     public var values: [String: Float] {
@@ -415,7 +417,7 @@ public final class ISFObjective {
         let total = classification + realismReal + realismFake + r1
         return DiscriminatorLossTerms(
             total: total, classification: classification, realismReal: realismReal,
-            realismFake: realismFake, r1: r1)
+            realismFake: realismFake, r1: r1, realAttributes: realAttributes.detached())
     }
 
     // MARK: ISF step

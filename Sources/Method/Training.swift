@@ -48,6 +48,18 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var preNorm: Bool = true
     public var normType: ISFNormType = .adaln
     public var residual: Bool = false
+    /// Starts the ISF's last layer at zero (with `residual`: training starts from the
+    /// identity). nil: off, as the official code.
+    public var zeroOutputLayer: Bool? = nil
+    /// Discriminator-only steps at the start of the run (counted in `iterations`): its
+    /// attribute head learns the labelled real images (classification loss alone) before
+    /// the adversarial phase, so that the ISF gets a useful attribute signal from its first
+    /// step. nil: none, as the official code.
+    public var discriminatorPretrainSteps: Int? = nil
+    /// Constant learning rate of those steps (nil: 1e-3).
+    public var discriminatorPretrainLearningRate: Double? = nil
+    /// Real images per pre-training step (nil: `batch`).
+    public var discriminatorPretrainBatch: Int? = nil
     /// The discriminator's `max_conv_dim`, first width (nil: the official `2^14 / size`)
     /// and initialisation.
     public var discriminatorMaxWidth: Int = 512
@@ -73,10 +85,18 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         self.data = data
     }
 
-    /// The learning-rate schedule these settings describe.
+    /// Discriminator-only steps before the adversarial phase.
+    public var pretrainSteps: Int { discriminatorPretrainSteps ?? 0 }
+    /// Their learning rate.
+    public var pretrainLearningRate: Double { discriminatorPretrainLearningRate ?? 1e-3 }
+    /// Their batch.
+    public var pretrainBatch: Int { discriminatorPretrainBatch ?? batch }
+
+    /// The learning-rate schedule of the adversarial phase (its iterations count from 0).
     public var schedule: CosineSchedule {
         CosineSchedule(
-            peak: learningRate, totalSteps: iterations, floor: finalLearningRate,
+            peak: learningRate, totalSteps: max(iterations - pretrainSteps, 1),
+            floor: finalLearningRate,
             warmupStart: warmupStart, warmupSteps: warmupSteps)
     }
 
@@ -104,6 +124,23 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         atLeast("keepCheckpoints", keepCheckpoints, 0)
         atLeast("discriminatorMaxWidth", discriminatorMaxWidth, 1)
         atLeast("randomWidth", randomWidth, 1)
+        atLeast("discriminatorPretrainSteps", pretrainSteps, 0)
+        atLeast("discriminatorPretrainBatch", pretrainBatch, 1)
+        if pretrainSteps >= iterations {
+            problems.append(
+                "discriminatorPretrainSteps (\(pretrainSteps)) must be below iterations "
+                    + "(\(iterations)): they are counted in it")
+        }
+        if !(pretrainLearningRate >= 0 && pretrainLearningRate.isFinite) {
+            problems.append(
+                "discriminatorPretrainLearningRate must be a finite number ≥ 0, got "
+                    + "\(pretrainLearningRate)")
+        }
+        if zeroOutputLayer == true && !residual {
+            problems.append(
+                "zeroOutputLayer needs residual: without it the ISF would start by "
+                    + "returning zero codes")
+        }
         if trainingSize < 4 || trainingSize & (trainingSize - 1) != 0 {
             problems.append("trainingSize must be a power of two ≥ 4, got \(trainingSize)")
         }
@@ -220,6 +257,7 @@ public final class Trainer {
             throw TrainingError.badSettings("\(error)")
         }
         isf = ISFNetwork(config, seed: settings.seed)
+        if settings.zeroOutputLayer == true { isf.zeroOutputLayer() }
         average = ISFNetwork(config)
         average.setTrainable(false)
         for ((_, a), (_, p)) in zip(average.namedParameters(), isf.namedParameters()) {
@@ -257,8 +295,8 @@ public final class Trainer {
     }
 
     /// The batch of iteration `step`, drawn from the sampler.
-    func nextBatch() throws -> TrainingBatch {
-        let (sources, targets) = sampler.next(settings.batch)
+    func nextBatch(_ count: Int? = nil) throws -> TrainingBatch {
+        let (sources, targets) = sampler.next(count ?? settings.batch)
         let train = data.train
         return TrainingBatch(
             images: try train.images(sources, size: settings.trainingSize),
@@ -272,8 +310,11 @@ public final class Trainer {
     ///   `TrainingError.badRun` when a loss is not finite.
     @discardableResult
     public func trainStep() throws -> TrainingStepRecord {
+        if step < settings.pretrainSteps { return try pretrainStep() }
         let i = step
-        let lr = schedule.rate(forIteration: i)
+        // The adversarial phase counts its own iterations (schedule, diversity decay).
+        let phaseStep = i - settings.pretrainSteps
+        let lr = schedule.rate(forIteration: phaseStep)
         isfOptimizer.learningRate = Float(lr)
         discriminatorOptimizer.learningRate = Float(lr)
         timedGenerator.seconds = 0
@@ -292,16 +333,23 @@ public final class Trainer {
             discriminatorOptimizer.update()
             values.merge(dTerms.values) { a, _ in a }
             values["d_grad_norm"] = dNorm
+            values.merge(
+                accuracies(dTerms.realAttributes, batch.sourceLabels, prefix: "d_acc_real_")
+            ) { a, _ in a }
 
             let gDraws = ISFDraws.sample(
                 batch: b, randomWidth: rnd, generator: &draws, noise: fixedNoise)
-            let gTerms = try objective.isfLoss(batch, draws: gDraws, step: i)
+            let gTerms = try objective.isfLoss(batch, draws: gDraws, step: phaseStep)
             isfOptimizer.zeroGrad()
             gTerms.total.backward()
             let gNorm = clipGradientNorm(isfOptimizer.parameters, maxNorm: settings.clipNorm)
             isfOptimizer.update()
             values.merge(gTerms.values) { a, _ in a }
             values["g_grad_norm"] = gNorm
+            values.merge(
+                accuracies(
+                    gTerms.fakeAttributes.detached(), batch.targetLabels, prefix: "d_acc_edit_")
+            ) { a, _ in a }
 
             updateMovingAverage(average, toward: isf, beta: settings.averageBeta)
         }
@@ -314,6 +362,58 @@ public final class Trainer {
         return TrainingStepRecord(
             step: i, values: values, learningRate: lr, seconds: seconds,
             generatorSeconds: timedGenerator.seconds)
+    }
+
+    /// One discriminator-only step of the pre-training phase: the attribute head's
+    /// classification loss on the batch's real images, at a constant learning rate.
+    func pretrainStep() throws -> TrainingStepRecord {
+        let i = step
+        let lr = settings.pretrainLearningRate
+        discriminatorOptimizer.learningRate = Float(lr)
+        // Plain supervised learning: Adam with momentum (β1 0.9) learns the attributes
+        // several times faster than the adversarial phase's β1 = 0. The moments carry over;
+        // with β1 = 0 the first one is simply replaced at the next step.
+        discriminatorOptimizer.beta1 = 0.9
+        defer { discriminatorOptimizer.beta1 = settings.beta1 }
+        var values: [String: Float] = [:]
+        let seconds = try measureSeconds {
+            let batch = try nextBatch(settings.pretrainBatch)
+            let logits = try discriminator(batch.images.detached()).attributes  // [B, A]
+            let loss = objective.classificationLoss(logits, batch.sourceLabels)
+            discriminatorOptimizer.zeroGrad()
+            loss.backward()
+            let norm = clipGradientNorm(
+                discriminatorOptimizer.parameters, maxNorm: settings.clipNorm)
+            discriminatorOptimizer.update()
+            values["d_pre_cls"] = loss.item
+            values["d_grad_norm"] = norm
+            values.merge(
+                accuracies(logits.detached(), batch.sourceLabels, prefix: "d_acc_real_")
+            ) { a, _ in a }
+        }
+        step += 1
+        if let bad = values.first(where: { !$0.value.isFinite }) {
+            throw TrainingError.badRun(
+                "discriminator pre-training diverged at step \(i): \(bad.key) is \(bad.value)")
+        }
+        return TrainingStepRecord(
+            step: i, values: values, learningRate: lr, seconds: seconds, generatorSeconds: 0)
+    }
+
+    /// Per attribute, the share of rows whose logit falls on the side of its 0/1 label:
+    /// `prefix + name` → accuracy. `logits` and `labels`: [B, A].
+    func accuracies(_ logits: Tensor, _ labels: Tensor, prefix: String) -> [String: Float] {
+        let l = logits.contiguous().scalars, t = labels.contiguous().scalars
+        let a = data.attributeNames.count
+        let rows = a > 0 ? l.count / a : 0
+        var out: [String: Float] = [:]
+        guard rows > 0, t.count == l.count else { return out }
+        for (j, name) in data.attributeNames.enumerated() {
+            var right = 0
+            for r in 0..<rows where (l[r * a + j] > 0) == (t[r * a + j] > 0.5) { right += 1 }
+            out[prefix + name] = Float(right) / Float(rows)
+        }
+        return out
     }
 
     // MARK: Evaluation

@@ -253,6 +253,72 @@ struct ValueDecoder: Decoder {
     }
 }
 
+// MARK: - Export as an ISF file
+
+extension TrainingExport {
+    /// Writes the averaged ISF of a training checkpoint, or of a run folder's last one, as
+    /// an isfgan ISF file (what `final.safetensors` holds at the end of a run): for a run
+    /// stopped before its last iteration. The recorded settings gain `"stoppedAtStep"`.
+    /// Without `url`, the file is `isf-step-NNNNNN.safetensors` in the run folder.
+    ///
+    /// - Returns: the step of the checkpoint and the file written.
+    /// - Throws: `TrainingError` for an input that is not a training checkpoint or a run
+    ///   folder with one, `StateDictError` for tensors that do not fit, `FormatError` on I/O.
+    @discardableResult
+    public static func isf(from input: URL, to given: URL? = nil) throws -> (step: Int, url: URL) {
+        var source = input
+        var isDir: ObjCBool = false
+        var runFolder = input.deletingLastPathComponent().deletingLastPathComponent()
+        if FileManager.default.fileExists(atPath: input.path, isDirectory: &isDir),
+            isDir.boolValue
+        {
+            runFolder = input
+            guard let last = TrainingRun.checkpoints(in: input).last else {
+                throw TrainingError.badRun(
+                    "\(input.path) has no checkpoints/step-NNNNNN.safetensors to export")
+            }
+            source = last.url
+        }
+        let file = try SafetensorsFile(contentsOf: source)
+        let meta = file.metadata
+        guard meta[TrainingCheckpoint.Key.format] == TrainingCheckpoint.formatName else {
+            throw TrainingError.badCheckpoint(
+                source.path,
+                "not an isfgan training checkpoint (metadata 'format' is "
+                    + "\(meta["format"].map { "'\($0)'" } ?? "missing"))")
+        }
+        typealias K = TrainingCheckpoint.Key
+        let state = try TrainingCheckpoint.decode(TrainingState.self, meta, K.state, source)
+        let settings = try TrainingCheckpoint.decode(
+            TrainingSettings.self, meta, K.settings, source)
+        let config = try TrainingCheckpoint.decode(ISFConfig.self, meta, K.isfConfig, source)
+        let network = ISFNetwork(config)
+        let prefix = "mapnet_ema."
+        var tensors: [String: Tensor] = [:]
+        for entry in file.entries where entry.name.hasPrefix(prefix) {
+            tensors[String(entry.name.dropFirst(prefix.count))] = try file.tensor(entry.name)
+        }
+        _ = try network.load(tensors, source: "\(source.path) [mapnet_ema]")
+        var recorded =
+            (try JSONSerialization.jsonObject(with: Data(settings.json().utf8))
+                as? [String: Any]) ?? [:]
+        recorded["stoppedAtStep"] = state.step
+        let text = String(
+            decoding: try JSONSerialization.data(withJSONObject: recorded, options: .sortedKeys),
+            as: UTF8.self)
+        let url =
+            given
+            ?? runFolder.appendingPathComponent(
+                String(format: "isf-step-%06d.safetensors", state.step))
+        try ISFFile(
+            network: network, attributes: settings.attributes,
+            generatorSHA256: settings.generatorSHA256.isEmpty ? nil : settings.generatorSHA256,
+            trainingSettings: text
+        ).write(to: url)
+        return (state.step, url)
+    }
+}
+
 // MARK: - Export to the official layout
 
 public enum TrainingExport {

@@ -495,6 +495,16 @@ public final class ISFNetwork: Module {
     }
 
     /// Every Linear under `module`, in key order.
+    /// Sets the weight and bias of the output MLP's last Linear to zero. With `residual`
+    /// the network then starts as the identity (w' = w), so training begins from "change
+    /// nothing" rather than from a random code (the remedy for runs that collapse into
+    /// unrelated faces).
+    public func zeroOutputLayer() {
+        guard let last = linears(in: outputNet).last else { return }
+        last.weight.assign(Tensor.zeros(last.weight.shape))
+        if let b = last.bias { b.assign(Tensor.zeros(b.shape)) }
+    }
+
     private func linears(in module: Module) -> [Linear] {
         if let linear = module as? Linear { return [linear] }
         return module.entries.flatMap { entry -> [Linear] in

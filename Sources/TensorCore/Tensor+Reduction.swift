@@ -80,7 +80,22 @@ extension Tensor {
 
     /// Euclidean norm over `axes` (all when nil).
     public func norm(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        squared().sum(axes: axes, keepDims: keepDims).sqrt()
+        // An op of its own rather than sqrt(sum(x²)): through sqrt, a zero vector's gradient
+        // is 0/0 (NaN). PyTorch gives it the subgradient 0 (an ISF that starts as the
+        // identity has ‖w − w'‖ = 0), and so does this.
+        let (out, kept) = GradMode.withoutGradients {
+            let squares = squared()
+            return (
+                squares.sum(axes: axes, keepDims: keepDims).sqrt(),
+                squares.sum(axes: axes, keepDims: true).sqrt()
+            )
+        }
+        return Tensor.recorded(out, op: "norm", inputs: [self]) { g, _ in
+            let n = GradMode.isEnabled ? self.norm(axes: axes, keepDims: true) : kept
+            // 1 where the norm is 0, so that the quotient there is 0 / 1.
+            let zeros = Tensor(shape: kept.shape, kept.contiguous().scalars.map { $0 == 0 ? 1 : 0 })
+            return [g.reshaped(kept.shape) * self / (n + zeros)]
+        }
     }
 
     /// Sums broadcast dims away so that the result has `target` shape (the backward of

@@ -318,6 +318,99 @@ final class TrainingTests: XCTestCase {
         XCTAssertNil(try TorchCheckpoint(contentsOf: fromFinal[0]).root["discriminator"])
     }
 
+    /// The isfgan remedies: `zeroOutputLayer` with `residual` starts the ISF (and its
+    /// average) as the identity, the neighbour term's gradient there is 0 rather than NaN,
+    /// and `discriminatorPretrainSteps` first trains only the discriminator (ISF untouched,
+    /// accuracies logged) before the adversarial phase starts its own schedule at 0.
+    func testPretrainingPhaseAndIdentityStart() throws {
+        let (g, url) = try tinyGenerator()
+        let data = try TrainingDataset.read(try makeData(g, train: 8, test: 2))
+        var s = settings(url, data: data.root, iterations: 5)
+        s.residual = true
+        s.zeroOutputLayer = true
+        s.discriminatorPretrainSteps = 3
+        s.discriminatorPretrainLearningRate = 1e-3
+        s.discriminatorPretrainBatch = 2
+        s.warmupSteps = 2
+        let trainer = try Trainer(settings: s, data: data, generator: g, perceptual: nil)
+        let codes = data.train.codes([0, 1])  // [2, L, C]
+        let z = Tensor.randn([2, s.randomWidth], seed: 3)
+        let targets = Tensor(shape: [2, 2], [1, 0, 0, 1])
+        for net in [trainer.isf, trainer.average] {
+            let out = try GradMode.withoutGradients {
+                try net(codes: codes, z: z, targets: targets)
+            }
+            XCTAssertEqual(out.scalars, codes.scalars, "a zero last layer is not the identity")
+        }
+        let isfBefore = trainer.isf.stateDict().map { $0.tensor.scalars }
+        let dBefore = trainer.discriminator.stateDict().map { $0.tensor.scalars }
+        for i in 0..<3 {
+            let r = try trainer.trainStep()
+            XCTAssertEqual(r.learningRate, 1e-3)
+            XCTAssertNotNil(r.values["d_pre_cls"])
+            XCTAssertNil(r.values["g_total"], "step \(i) of pre-training ran the ISF")
+            for name in ["Attr0", "Attr1"] {
+                let a = try XCTUnwrap(r.values["d_acc_real_" + name])
+                XCTAssertTrue([0, 0.5, 1].contains(a), "accuracy of 2 images is \(a)")
+            }
+        }
+        XCTAssertEqual(trainer.isf.stateDict().map { $0.tensor.scalars }, isfBefore)
+        XCTAssertNotEqual(trainer.discriminator.stateDict().map { $0.tensor.scalars }, dBefore)
+        XCTAssertEqual(trainer.sampler.state.offset, 6, "pre-training batches are not 2 images")
+        XCTAssertEqual(trainer.discriminatorOptimizer.beta1, s.beta1)
+        // The adversarial phase counts from 0 (its warm-up start) and the identity's
+        // neighbour gradient is finite.
+        for i in 0..<2 {
+            let r = try trainer.trainStep()
+            XCTAssertEqual(r.learningRate, s.schedule.rate(forIteration: i))
+            XCTAssertTrue(r.values["g_grad_norm"]!.isFinite)
+            XCTAssertNotNil(r.values["d_acc_edit_Attr0"])
+        }
+        XCTAssertEqual(s.schedule.totalSteps, 2)
+        XCTAssertNotEqual(trainer.isf.stateDict().map { $0.tensor.scalars }, isfBefore)
+
+        var bad = s
+        bad.residual = false
+        XCTAssertThrowsError(try bad.validate()) {
+            XCTAssertTrue("\($0)".contains("zeroOutputLayer needs residual"), "\($0)")
+        }
+        bad = s
+        bad.discriminatorPretrainSteps = 5
+        XCTAssertThrowsError(try bad.validate()) {
+            XCTAssertTrue("\($0)".contains("must be below iterations"), "\($0)")
+        }
+    }
+
+    /// A run stopped early exports its averaged ISF as an ISF file with the step recorded.
+    func testExportAsISFFileFromAStoppedRun() throws {
+        let (g, url) = try tinyGenerator()
+        let dataURL = try makeData(g, train: 4, test: 0)
+        let data = try TrainingDataset.read(dataURL)
+        let s = settings(url, data: dataURL, iterations: 4)
+        let out = temporaryDirectory("isfgan-train-runs")
+        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let trainer = try Trainer(settings: s, data: data, generator: g, perceptual: nil)
+        let run = try TrainingRun.start(trainer, out: out)
+        XCTAssertEqual(try run.run(until: 2), .stopped(2))
+        let (step, file) = try TrainingExport.isf(from: run.folder)
+        XCTAssertEqual(step, 2)
+        XCTAssertEqual(file.lastPathComponent, "isf-step-000002.safetensors")
+        let isf = try ISFFile.read(file)
+        XCTAssertEqual(isf.attributes, ["Attr0", "Attr1"])
+        for ((k, p), (_, q)) in zip(
+            isf.network.namedParameters(), trainer.average.namedParameters())
+        {
+            XCTAssertEqual(p.value.scalars, q.value.scalars, "exported \(k)")
+        }
+        let recorded =
+            try JSONSerialization.jsonObject(
+                with: Data(isf.trainingSettings!.utf8)) as! [String: Any]
+        XCTAssertEqual(recorded["stoppedAtStep"] as? Int, 2)
+        XCTAssertThrowsError(try TrainingExport.isf(from: dataURL)) {
+            XCTAssertTrue("\($0)".contains("no checkpoints"), "\($0)")
+        }
+    }
+
     func testCorruptCheckpointIsSkippedOnResumeAndBadSettingsAreNamed() throws {
         let (g, url) = try tinyGenerator()
         let dataURL = try makeData(g, train: 4, test: 0)

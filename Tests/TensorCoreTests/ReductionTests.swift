@@ -120,6 +120,24 @@ final class ReductionTests: XCTestCase {
         ) { xs in xs[0].norm() }
     }
 
+    /// Row norms over an axis, forward and backward; a zero row gets the subgradient 0, as in
+    /// PyTorch, rather than 0/0; second order through the norm matches finite differences.
+    func testNormOverAxisAndAtZero() {
+        let x = Tensor(shape: [2, 3], [0, 0, 0, 3, 4, 12]).requiringGrad()
+        let n = x.norm(axes: [1])  // [2]
+        XCTAssertEqual(n.scalars, [0, 13])
+        (n * Tensor(shape: [2], [1, 2])).sum().backward()
+        let g = x.grad!.scalars
+        XCTAssertEqual(Array(g[0..<3]), [0, 0, 0])
+        for (a, b) in zip(g[3..<6], [6.0 / 13, 8.0 / 13, 24.0 / 13]) {
+            XCTAssertEqual(Double(a), b, accuracy: 1e-6)
+        }
+        let y = Tensor(shape: [2, 2], [1, -2, 0.5, 3])
+        checkSecondOrder([y]) { xs in
+            xs[0].norm(axes: [1], keepDims: true).sum()
+        }
+    }
+
     /// Ties in max share the gradient equally (PyTorch's amax).
     func testMaxTiesShareGradient() {
         let x = Tensor(shape: [2, 3], [1, 4, 4, 2, 2, 2]).requiringGrad()
