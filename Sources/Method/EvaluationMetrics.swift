@@ -55,12 +55,18 @@ public enum Diversity {
 
 /// Running first and second moments of feature vectors, in double precision: enough to
 /// give the mean and the covariance of everything added.
+///
+/// Sums are taken about a shift c (the mean of the first rows added), so that features
+/// with a large mean and a small spread do not lose the covariance to cancellation in
+/// `Σ x xᵀ − N m mᵀ`.
 public struct FeatureMoments: Codable, Sendable, Equatable {
     public private(set) var count = 0
     public let width: Int
-    /// Σ x, [F].
+    /// The shift c [F] (empty until the first rows arrive).
+    public private(set) var shift: [Double] = []
+    /// Σ (x − c), [F].
     public private(set) var sum: [Double]
-    /// Σ x xᵀ, [F, F] row-major.
+    /// Σ (x − c)(x − c)ᵀ, [F, F] row-major.
     public private(set) var outer: [Double]
 
     public init(width: Int) {
@@ -76,37 +82,74 @@ public struct FeatureMoments: Codable, Sendable, Equatable {
             "FeatureMoments: features \(describe(features.shape)), want [N, \(width)]")
         let n = features.shape[0]
         guard n > 0 else { return }
-        let x = features.contiguous()
-        let xs = x.scalars
-        for i in 0..<n {
-            for j in 0..<width { sum[j] += Double(xs[i * width + j]) }
+        let xs = features.contiguous().scalars
+        let f = width
+        if shift.isEmpty {
+            shift = [Double](repeating: 0, count: f)
+            for i in 0..<n { for j in 0..<f { shift[j] += Double(xs[i * f + j]) } }
+            shift = shift.map { $0 / Double(n) }
         }
-        // Xᵀ X in float32 per batch (a few hundred rows), accumulated in double.
-        let gram = x.transposed(0, 1).contiguous().matmul(x).scalars  // [F, F]
-        for i in 0..<(width * width) { outer[i] += Double(gram[i]) }
+        var row = [Double](repeating: 0, count: f)
+        outer.withUnsafeMutableBufferPointer { o in
+            for i in 0..<n {
+                for j in 0..<f {
+                    row[j] = Double(xs[i * f + j]) - shift[j]
+                    sum[j] += row[j]
+                }
+                // The upper triangle; the lower one is mirrored when read.
+                for j in 0..<f where row[j] != 0 {
+                    let rj = row[j]
+                    let base = o.baseAddress! + j * f
+                    for k in j..<f { base[k] += rj * row[k] }
+                }
+            }
+        }
         count += n
     }
 
     /// Merges another accumulator of the same width.
     public mutating func merge(_ other: FeatureMoments) {
         precondition(other.width == width, "FeatureMoments: widths differ")
-        for i in 0..<width { sum[i] += other.sum[i] }
-        for i in 0..<(width * width) { outer[i] += other.outer[i] }
+        guard other.count > 0 else { return }
+        guard count > 0 else {
+            self = other
+            return
+        }
+        // Move the other's sums to this shift: with δ = c' − c,
+        // Σ(x − c) = Σ(x − c') + n'δ and Σ(x − c)(x − c)ᵀ = Σ(x − c')(x − c')ᵀ
+        //   + δ Σ(x − c')ᵀ + Σ(x − c') δᵀ + n' δ δᵀ.
+        let f = width
+        let delta = (0..<f).map { other.shift[$0] - shift[$0] }
+        let m = Double(other.count)
+        for j in 0..<f {
+            for k in j..<f {
+                outer[j * f + k] +=
+                    other.outer[j * f + k] + delta[j] * other.sum[k] + other.sum[j] * delta[k]
+                    + m * delta[j] * delta[k]
+            }
+        }
+        for j in 0..<f { sum[j] += other.sum[j] + m * delta[j] }
         count += other.count
     }
 
     /// The mean [F].
-    public var mean: [Double] { sum.map { $0 / Double(max(count, 1)) } }
+    public var mean: [Double] {
+        guard count > 0 else { return [Double](repeating: 0, count: width) }
+        return (0..<width).map { shift[$0] + sum[$0] / Double(count) }
+    }
 
     /// The unbiased covariance [F, F] (divided by N − 1, as `numpy.cov`); needs N ≥ 2.
     public var covariance: [Double] {
         let n = Double(count)
-        let m = mean
-        var c = [Double](repeating: 0, count: width * width)
+        let f = width
+        var c = [Double](repeating: 0, count: f * f)
         guard count >= 2 else { return c }
-        for i in 0..<width {
-            for j in 0..<width {
-                c[i * width + j] = (outer[i * width + j] - n * m[i] * m[j]) / (n - 1)
+        let d = sum.map { $0 / n }  // mean − shift
+        for j in 0..<f {
+            for k in j..<f {
+                let v = (outer[j * f + k] - n * d[j] * d[k]) / (n - 1)
+                c[j * f + k] = v
+                c[k * f + j] = v
             }
         }
         return c

@@ -175,7 +175,8 @@ public struct EvaluationReport: Codable, Sendable {
         out.append("")
         out.append(
             "accuracy, preservation, content and diversity over flips (inputs whose source "
-                + "value differs from the target; no-ops are in report.json)")
+                + "value differs from the target"
+                + (std ? ", counted over all repeats" : "") + "; no-ops are in report.json)")
         out.append("content and diversity: \(perceptual) distance; realism: \(realism)")
         if std { out.append("mean±std over \(settings.repeats) repeats") }
         out += notes

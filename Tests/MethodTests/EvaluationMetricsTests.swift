@@ -156,6 +156,36 @@ final class EvaluationMetricsTests: XCTestCase {
         for (got, want) in zip(c, [1.0, 0, 0, 3]) { XCTAssertEqual(got, want, accuracy: 1e-12) }
     }
 
+    func testFeatureMomentsKeepASmallSpreadOnALargeMean() {
+        // Features 1000 + N(0, 0.01²·I) (as spatial means of a trunk can be: large and
+        // close together): the covariance must match a two-pass computation, not drown in
+        // the cancellation of Σ x xᵀ − N m mᵀ, and merging must not matter.
+        var g = RandomGenerator(seed: 3)
+        let x = g.normal([300, 3], std: 0.01) + 1000  // [300, 3]
+        var whole = FeatureMoments(width: 3)
+        var first = FeatureMoments(width: 3), second = FeatureMoments(width: 3)
+        for lo in stride(from: 0, to: 300, by: 50) { whole.add(x.slice(0, lo..<(lo + 50))) }
+        first.add(x.slice(0, 0..<120))
+        second.add(x.slice(0, 120..<300) + 0)
+        first.merge(second)
+        let v = x.scalars.map(Double.init)
+        let mean = (0..<3).map { j in (0..<300).reduce(0.0) { $0 + v[$1 * 3 + j] } / 300 }
+        for m in [whole, first] {
+            for j in 0..<3 { XCTAssertEqual(m.mean[j], mean[j], accuracy: 1e-9) }
+            let c = m.covariance
+            for j in 0..<3 {
+                for k in 0..<3 {
+                    var s = 0.0
+                    for i in 0..<300 { s += (v[i * 3 + j] - mean[j]) * (v[i * 3 + k] - mean[k]) }
+                    XCTAssertEqual(c[j * 3 + k], s / 299, accuracy: 1e-12)
+                }
+            }
+        }
+        // Identical sets: distance 0 to rounding, never below.
+        let fd = FrechetReference(whole).distance(to: first)
+        XCTAssertEqual(fd, 0, accuracy: 1e-9)
+    }
+
     func testFrechetDistanceKnownCases() {
         // Equal Gaussians: 0.
         let c = [2.0, 1, 1, 2]

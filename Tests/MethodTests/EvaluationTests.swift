@@ -241,6 +241,37 @@ final class EvaluationTests: XCTestCase {
         }
     }
 
+    /// The ST-LPIPS meter (unit taps once per image, pairs by Gram products) against the
+    /// network's own distances on the same images (needs the fetched weights).
+    func testSTLPIPSMeterMatchesTheNetwork() throws {
+        _ = try ModelFiles.url("stlpips/alex_shift_tolerant.pth")
+        _ = try ModelFiles.url("stlpips/vgg_shift_tolerant.pth")
+        let net = try STLPIPS.load(.alex)
+        let images = Tensor.rand([4, 3, 64, 64], seed: 6) * 2 - 1  // [4, 3, 64, 64]
+        let features = try net.features(images)
+        let pairs = DiversityPairs.distinct.pairs(styles: 4)
+        let left = images.indexSelect(pairs.map(\.0)), right = images.indexSelect(pairs.map(\.1))
+        let direct = try GradMode.withoutGradients { try net(left, right) }.scalars  // [6]
+        let viaFeatures = try net.distances(
+            features.rows(pairs.map(\.0)), features.rows(pairs.map(\.1))
+        ).scalars
+        let gram = try net.pairwiseDistances(features).scalars  // [4, 4]
+        for (p, (i, j)) in pairs.enumerated() {
+            XCTAssertEqual(viaFeatures[p], direct[p], accuracy: 1e-6 + 1e-5 * direct[p])
+            // Float32 Gram entries of ~H·W terms: a few 1e-6 of cancellation.
+            XCTAssertEqual(gram[i * 4 + j], direct[p], accuracy: 1e-5 + 1e-4 * direct[p])
+            XCTAssertEqual(gram[j * 4 + i], gram[i * 4 + j])
+        }
+        for i in 0..<4 { XCTAssertEqual(gram[i * 5], 0) }
+
+        let vgg = STLPIPSRealismFeatures(try STLPIPS.load(.vgg))
+        XCTAssertEqual(vgg.featureWidth, 512)
+        let f = try vgg.realismFeatures(images)
+        XCTAssertEqual(f.shape, [4, 512])
+        let last = try GradMode.withoutGradients { try vgg.network.taps(images).last! }
+        assertClose(f, last.mean(axes: [2, 3]), atol: 1e-6)
+    }
+
     func testDataTheClassifierCannotReadIsRefused() throws {
         let g = try GeneratorFile.loadStyleGAN2(
             try Fixtures.url("stylegan2-tiny/stylegan2-tiny.pt"), key: "g_ema")
