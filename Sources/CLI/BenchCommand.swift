@@ -7,8 +7,10 @@ import TensorCore
 /// figures the issues quote are printed beside them for comparison).
 struct BenchCommand: Subcommand {
     static let name = "bench"
-    static let summary = "speed tables: kernels (ops), generator, isf, training step (train)"
-    static let usage = "(ops | generator | isf | train) [--size 256] [--batch 1,4] [--repeats 3]"
+    static let summary =
+        "speed tables: kernels (ops), generator, isf, training step (train), projection (invert)"
+    static let usage =
+        "(ops | generator | isf | train | invert) [--size 256] [--batch 1,4] [--repeats 3]"
     static let positionalCount = 1
     static let options: [OptionSpec] = [
         .value("size", "PX", "generator resolution (config-f architecture)", default: "256"),
@@ -21,7 +23,8 @@ struct BenchCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         guard let what = args.positional.first else {
-            throw UsageError("isfgan bench: say what to time: ops, generator, isf or train")
+            throw UsageError(
+                "isfgan bench: say what to time: ops, generator, isf, train or invert")
         }
         let repeats = try args.int("repeats", range: 1...100)!
         switch what {
@@ -67,9 +70,13 @@ struct BenchCommand: Subcommand {
             try runISFBenchmark(console, repeats: repeats)
         case "train":
             try runTrainBenchmark(console, repeats: repeats)
+        case "invert":
+            try runInvertBenchmark(
+                console, size: try args.int("size", range: 4...4096)!, repeats: repeats)
         default:
             throw UsageError(
-                "isfgan bench: unknown benchmark '\(what)'; choose ops, generator, isf or train")
+                "isfgan bench: unknown benchmark '\(what)'; choose ops, generator, isf, train "
+                    + "or invert")
         }
     }
 

@@ -45,6 +45,7 @@ public enum CLI {
         InspectCommand.self,
         BenchCommand.self,
         EditCommand.self,
+        InvertCommand.self,
         InterpolateCommand.self,
         SampleCommand.self,
         DatasetCommand.self,

@@ -71,13 +71,15 @@ struct EditSession {
         + "whatever the training labels meant. Values in between are an extrapolation the "
         + "network was not trained for."
 
-    /// Loads the generator, the ISF and the codes, and checks that they fit together.
-    static func open(_ args: ParsedArguments, command: String, console: Console) throws
-        -> EditSession
-    {
+    /// Loads the generator, the ISF and the codes, and checks that they fit together;
+    /// `photo` gives the codes instead of `--latents` (`edit --image`).
+    static func open(
+        _ args: ParsedArguments, command: String, console: Console,
+        photo: ((any ImageGenerator, URL) throws -> Tensor)? = nil
+    ) throws -> EditSession {
         let generatorPath = try args.required("generator")
         let isfPath = try args.required("isf")
-        let latentsPath = try args.required("latents")
+        let latentsPath = photo == nil ? try args.required("latents") : "the photo"
         _ = try args.int("batch", range: 1...4096)
         _ = try args.choice("noise", ["const", "random", "zero"])
         let psi = Float(try args.double("truncation")!)
@@ -102,9 +104,14 @@ struct EditSession {
         let names = try AttributeNames.resolve(
             given: given, recorded: isf.recordedAttributes, count: isf.network.config.attributes)
 
-        let raw = try NumPy.readTensor(URL(fileURLWithPath: latentsPath))
-        let space = try args.choice("space", ["w", "z", "wplus"])
-        var all = try LatentFile.codes(raw, space: space, generator: generator, file: latentsPath)
+        var all: Tensor
+        if let photo {
+            all = try photo(generator, generatorURL)
+        } else {
+            let raw = try NumPy.readTensor(URL(fileURLWithPath: latentsPath))
+            let space = try args.choice("space", ["w", "z", "wplus"])
+            all = try LatentFile.codes(raw, space: space, generator: generator, file: latentsPath)
+        }
         let count = all.shape[0]
         var indices = Array(0..<count)
         if let text = args.string("index") {
@@ -231,6 +238,9 @@ struct EditCommand: Subcommand {
                    [--keep-layers none|official|RANGES] --out edits.png
 
         Writes a grid with one row per input: the source image, then one column per style.
+        With --image photo.png instead of --latents, the photo's code is found first (as
+        'isfgan invert' does, or from the cache) and the grid starts with the photo and its
+        reconstruction.
         \(EditSession.valueNote)
         """
     static let options: [OptionSpec] =
@@ -265,7 +275,7 @@ struct EditCommand: Subcommand {
                 "save-raw", "FILE",
                 "write unclamped images, inputs × (1 + styles) × 3 × H × W .npy, source "
                     + "first (default: none)"),
-        ] + LinearEdit.options
+        ] + LinearEdit.options + EditPhoto.options
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         if try LinearEdit.chosen(args) { return try LinearEdit.run(args, console) }
@@ -278,7 +288,9 @@ struct EditCommand: Subcommand {
         if !args.has("targets") && args.strings("set").isEmpty {
             throw UsageError("isfgan edit: say what to change with --set NAME=V or --targets FILE")
         }
-        let session = try EditSession.open(args, command: name, console: console)
+        let photo = args.has("image") ? try EditPhoto(args, console: console) : nil
+        let session = try EditSession.open(
+            args, command: name, console: console, photo: photo?.codes(generator:url:))
         let n = session.inputs
         let d = session.attributeCount
         let sources = try session.sourceLabels(args)
@@ -315,17 +327,18 @@ struct EditCommand: Subcommand {
         let progress = ProgressLine(console: console)
         let result = try session.editor.edit(
             sources: session.codes, targets: targets, z: z, keptRows: kept, batch: batch,
-            noise: try session.noise(args), progress: progress.update)
+            noise: try photo?.noiseMode() ?? session.noise(args), progress: progress.update)
         progress.finish()
 
         let s = z.shape[1]
         let images = result.images
-        let flat = images.reshaped([n * (1 + s)] + Array(images.shape.dropFirst(2)))
+        let shown = photo?.withPhotoColumn(images) ?? images  // [N, columns, 3, H, W]
+        let flat = shown.reshaped([n * shown.shape[1]] + Array(images.shape.dropFirst(2)))
         if let p = args.string("save-latents") {
             try NumPy.write(result.codes, to: URL(fileURLWithPath: p))
         }
         if let p = args.string("save-raw") { try NumPy.write(images, to: URL(fileURLWithPath: p)) }
-        try writeImages(flat, to: out, grid: true, columns: 1 + s)
+        try writeImages(flat, to: out, grid: true, columns: shown.shape[1])
         console.err(
             "wrote \(n) input\(n == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")
     }
