@@ -124,6 +124,12 @@ public struct SymmetricEigen: Sendable {
     ) {
         guard n > 1 else { return }
         e[n - 1] = 0
+        // A subdiagonal entry is negligible below rounding of the whole matrix (ε·‖T‖):
+        // a test relative to the neighbouring diagonal alone never passes between two
+        // eigenvalues near zero (rank-deficient covariances) and the iteration stalls.
+        var norm = 0.0
+        for i in 0..<n { norm = max(norm, abs(d[i]) + abs(e[i]) + (i > 0 ? abs(e[i - 1]) : 0)) }
+        let negligible = Double.ulpOfOne * norm
         for l in 0..<n {
             var iterations = 0
             while true {
@@ -131,11 +137,13 @@ public struct SymmetricEigen: Sendable {
                 var m = l
                 while m < n - 1 {
                     let dd = abs(d[m]) + abs(d[m + 1])
-                    if abs(e[m]) <= Double.ulpOfOne * dd { break }
+                    if abs(e[m]) <= Double.ulpOfOne * dd || abs(e[m]) <= negligible { break }
                     m += 1
                 }
                 if m == l { break }
                 iterations += 1
+                // Not reached in practice with the norm-relative test; a safeguard against
+                // looping forever on NaN input.
                 if iterations > maximumIterations { break }
 
                 // Shift from the leading 2 × 2 block of the unreduced part.

@@ -121,6 +121,31 @@ final class EvaluationMetricsTests: XCTestCase {
         XCTAssertEqual(e.values.reduce(0, +), trace, accuracy: 1e-10)
     }
 
+    func testEigenOfARankDeficientGradedMatrix() {
+        // A = B Bᵀ with B [80, 10] of entries ~1000 (what S Σ S is for a Fréchet distance
+        // over fewer images than features): 10 eigenvalues ~1e8, 70 zeros. The zeros must
+        // not stall the QL iteration (they did with a test relative to neighbours only).
+        let (n, r) = (80, 10)
+        var g = RandomGenerator(seed: 17)
+        let b = (g.normal([n, r]) * 1000).scalars.map(Double.init)
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0..<n { for k in 0..<r { a[i * n + j] += b[i * r + k] * b[j * r + k] } }
+        }
+        let e = SymmetricEigen(a, order: n)
+        let scale = a.map(abs).max()!
+        let back = e.reconstructed { $0 }
+        for i in 0..<(n * n) { XCTAssertEqual(back[i], a[i], accuracy: 1e-12 * scale) }
+        XCTAssertEqual(e.values.filter { $0 > e.roundingLevel }.count, r)
+        // tr √A = Σ √λ(BᵀB), from the small well-conditioned Gram matrix.
+        var small = [Double](repeating: 0, count: r * r)
+        for i in 0..<r {
+            for j in 0..<r { for k in 0..<n { small[i * r + j] += b[k * r + i] * b[k * r + j] } }
+        }
+        let want = SymmetricEigen(small, order: r).values.reduce(0) { $0 + $1.squareRoot() }
+        XCTAssertEqual(e.traceOfSquareRoot, want, accuracy: 1e-9 * want)
+    }
+
     func testSquareRoot() {
         // √[[2, 1], [1, 2]] = ½ [[√3 + 1, √3 − 1], [√3 − 1, √3 + 1]].
         let r = SymmetricEigen.squareRoot([2, 1, 1, 2], order: 2)
