@@ -22,7 +22,9 @@ struct InvertCommand: Subcommand {
     static let options: [OptionSpec] =
         generatorOptions + [
             .value("image", "FILE", "the photo: PNG (8/16 bit, gray, RGB, RGBA) or JPEG"),
-            .value("out", "FILE", "where the code goes (.npy); the sidecar is FILE.json"),
+            .value(
+                "out", "FILE",
+                "where the code goes (.npy); the JSON sidecar takes the same name with .json"),
             .value(
                 "save-reconstruction", "FILE",
                 "write the reconstruction (.png/.jpg) (default: none)"),

@@ -23,8 +23,7 @@ func projectionOptions(prefix p: String = "") -> [OptionSpec] {
             "perceptual distance: stlpips-alex, stlpips-vgg, lpips:FILE or "
                 + "lpips:BACKBONE,HEADS", default: d.perceptual),
         .value(
-            p + "mse-weight", "X", "weight of the pixel mean squared error",
-            default: "\(d.mseWeight)"),
+            p + "mse-weight", "X", "weight of the pixel mean squared error", default: "0"),
         .value(
             p + "noise-weight", "X", "weight of the noise-map regulariser (StyleGAN2)",
             default: "100000"),
