@@ -13,9 +13,9 @@ enum LinearEdit {
         .value(
             "strength", "S",
             "--method linear: each --set NAME=V moves the code S along NAME's unit normal, "
-                + "towards the side labelled V (+ for 1, − for 0); S is in standard deviations "
-                + "of the codes' signed distances to the boundary (InterFaceGAN edits in "
-                + "[-3, 3])", default: "3"),
+                + "towards the side labelled V (+ for 1, − for 0); S is a length in code units "
+                + "(for N(0, I) codes such as the DCGAN's z, standard deviations of the signed "
+                + "distance to the boundary; InterFaceGAN edits in [-3, 3])", default: "3"),
     ]
 
     /// True for `--method linear`.

@@ -44,8 +44,9 @@ struct EvalCommand: Subcommand {
             .flag("conditional", "fit the conditional linear baseline (when fitting here)"),
             .value(
                 "strength", "S",
-                "linear method: step along the unit normal, in standard deviations of the "
-                    + "codes' signed distances", default: "3"),
+                "linear method: step length along the unit normal, in code units (for N(0, I) "
+                    + "codes such as the DCGAN's z: standard deviations of the signed distance "
+                    + "to the boundary)", default: "3"),
             .value("inputs", "N", "held-out inputs per repeat", default: "500"),
             .value("styles", "K", "ISF styles per input", default: "10"),
             .value("repeats", "R", "repeats with seeds seed…seed+R-1 (mean ± std)", default: "1"),
