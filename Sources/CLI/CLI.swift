@@ -41,6 +41,7 @@ public final class Console {
 public enum CLI {
     /// Every subcommand, in the order `isfgan --help` lists them.
     nonisolated(unsafe) public static var commands: [Subcommand.Type] = [
+        DemoCommand.self,
         GenerateCommand.self,
         InspectCommand.self,
         BenchCommand.self,

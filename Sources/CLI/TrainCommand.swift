@@ -87,6 +87,9 @@ struct TrainCommand: Subcommand {
             .value(
                 "d-pretrain-lr", "X", "constant learning rate of those steps", default: "1e-3"),
             .value("d-pretrain-batch", "N", "real images per pre-training step (default: --batch)"),
+            .value(
+                "d-from", "RUN",
+                "start the discriminator from a training checkpoint or run folder's last one"),
             .value("d-max-width", "N", "discriminator max_conv_dim", default: "512"),
             .value(
                 "d-first-width", "N",
@@ -302,6 +305,7 @@ struct TrainCommand: Subcommand {
             rawValue: try args.choice("norm-type", ["adaln", "adain", "none"])!)!
         s.residual = args.flag("residual")
         if args.flag("zero-last-layer") { s.zeroOutputLayer = true }
+        s.initialDiscriminator = args.string("d-from")
         if let n = try args.int("d-pretrain", range: 0...100_000_000), n > 0 {
             s.discriminatorPretrainSteps = n
             s.discriminatorPretrainLearningRate = try args.double("d-pretrain-lr")!

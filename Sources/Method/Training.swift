@@ -60,6 +60,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var discriminatorPretrainLearningRate: Double? = nil
     /// Real images per pre-training step (nil: `batch`).
     public var discriminatorPretrainBatch: Int? = nil
+    /// A training checkpoint (or run folder) whose discriminator a fresh run starts from.
+    public var initialDiscriminator: String? = nil
     /// The discriminator's `max_conv_dim`, first width (nil: the official `2^14 / size`)
     /// and initialisation.
     public var discriminatorMaxWidth: Int = 512
@@ -269,6 +271,10 @@ public final class Trainer {
         try dConfig.validate()
         discriminator = Discriminator(
             dConfig, initialization: settings.discriminatorInit, seed: settings.seed &+ 1)
+        if let start = settings.initialDiscriminator {
+            try TrainingCheckpoint.loadDiscriminator(
+                discriminator, from: URL(fileURLWithPath: start))
+        }
         timedGenerator = TimedGenerator(generator)
         objective = try ISFObjective(
             generator: timedGenerator, isf: isf, discriminator: discriminator,

@@ -112,6 +112,28 @@ public enum TrainingCheckpoint {
         }
     }
 
+    /// Loads only the discriminator of a training checkpoint (or of a run folder's last one)
+    /// into `d`: a new run can start from a discriminator whose attribute head another run
+    /// has already trained.
+    ///
+    /// - Throws: `TrainingError` for a file that is not a training checkpoint,
+    ///   `StateDictError` when its discriminator does not fit `d`'s settings.
+    public static func loadDiscriminator(_ d: Discriminator, from input: URL) throws {
+        var url = input
+        if let last = TrainingRun.checkpoints(in: input).last { url = last.url }
+        let file = try SafetensorsFile(contentsOf: url)
+        guard file.metadata[Key.format] == formatName else {
+            throw TrainingError.badCheckpoint(
+                url.path, "not an isfgan training checkpoint (metadata 'format')")
+        }
+        var tensors: [String: Tensor] = [:]
+        for entry in file.entries where entry.name.hasPrefix("discriminator.") {
+            tensors[String(entry.name.dropFirst("discriminator.".count))] =
+                try file.tensor(entry.name)
+        }
+        _ = try d.load(tensors, source: "\(url.path) [discriminator]")
+    }
+
     /// Restores a trainer built with the checkpoint's settings to the checkpoint's state.
     ///
     /// - Throws: `TrainingError.badCheckpoint` for a file that is not a training checkpoint

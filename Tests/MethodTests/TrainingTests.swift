@@ -409,6 +409,19 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try TrainingExport.isf(from: dataURL)) {
             XCTAssertTrue("\($0)".contains("no checkpoints"), "\($0)")
         }
+
+        // A fresh run can start from this run's discriminator (`--d-from`).
+        var next = s
+        next.initialDiscriminator = run.folder.path
+        let warm = try Trainer(settings: next, data: data, generator: g, perceptual: nil)
+        for ((k, p), (_, q)) in zip(
+            warm.discriminator.namedParameters(), trainer.discriminator.namedParameters())
+        {
+            XCTAssertEqual(p.value.scalars, q.value.scalars, "discriminator \(k) not loaded")
+        }
+        next.initialDiscriminator = dataURL.path
+        XCTAssertThrowsError(
+            try Trainer(settings: next, data: data, generator: g, perceptual: nil))
     }
 
     func testCorruptCheckpointIsSkippedOnResumeAndBadSettingsAreNamed() throws {
