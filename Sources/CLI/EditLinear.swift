@@ -9,7 +9,9 @@ import TensorCore
 enum LinearEdit {
     static let options: [OptionSpec] = [
         .value("method", "NAME", "isf, or linear (the baseline; needs --linear)", default: "isf"),
-        .value("linear", "FILE", "linear boundaries from isfgan baseline fit (--method linear)"),
+        .value(
+            "linear", "FILE",
+            "linear boundaries from isfgan baseline fit, for --method linear (default: none)"),
         .value(
             "strength", "S",
             "--method linear: each --set NAME=V moves the code S along NAME's unit normal, "
