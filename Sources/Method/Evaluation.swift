@@ -552,6 +552,9 @@ public final class EditEvaluation {
     /// and both diversity figures are recorded).
     var state: [String: String] {
         var s = identity
+        // Version 2: realism from shifted double-precision moments and the norm-deflated
+        // eigensolver; cells saved by version 1 hold wrong Fréchet distances.
+        s["cells_version"] = "2"
         s["inputs"] = String(inputCount)
         s["styles"] = String(settings.styles)
         s["seed"] = String(settings.seed)
