@@ -23,7 +23,13 @@ final class InvertCommandTests: XCTestCase {
         let g = try Fixtures.url("stylegan2-tiny/stylegan2-tiny.pt")
         _ = try ModelFiles.url("stlpips/alex_shift_tolerant.pth")
         let tmp = temporaryDirectory("isfgan-invert")
-        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
+        // The runs below pass --threads 1 (small images, many short loops); put the
+        // process-wide count back for the tests that follow.
+        let threads = Threads.count
+        addTeardownBlock {
+            Threads.count = threads
+            try? FileManager.default.removeItem(at: tmp)
+        }
         var pixels = [UInt8](repeating: 0, count: 48 * 40 * 3)
         for i in pixels.indices { pixels[i] = UInt8((i * 37 + i / 144 * 11) % 256) }
         let photo = tmp.appendingPathComponent("photo.png")
