@@ -23,7 +23,9 @@ func projectionOptions(prefix p: String = "") -> [OptionSpec] {
             "perceptual distance: stlpips-alex, stlpips-vgg, lpips:FILE or "
                 + "lpips:BACKBONE,HEADS", default: d.perceptual),
         .value(
-            p + "mse-weight", "X", "weight of the pixel mean squared error", default: "0"),
+            p + "mse-weight", "X",
+            "weight of the pixel mean squared error (default: 0 for StyleGAN2, as in the "
+                + "reference projectors; 1 for the DCGAN's z)"),
         .value(
             p + "noise-weight", "X", "weight of the noise-map regulariser (StyleGAN2)",
             default: "100000"),
@@ -66,7 +68,7 @@ func projectionSettings(
         return v
     }
     s.learningRate = try number("lr", positive: true)
-    s.mseWeight = try number("mse-weight")
+    if args.has(p + "mse-weight") { s.mseWeight = try number("mse-weight") }
     s.noiseWeight = try number("noise-weight")
     s.codeNoise = try number("code-noise")
     s.perceptual = try args.required(p + "perceptual")

@@ -44,7 +44,8 @@ public struct ProjectionSettings: Codable, Equatable, Sendable {
     public var codeNoiseRamp: Float = 0.75
     /// Weight of `NoiseRegularizer.penalty` (StyleGAN2 only).
     public var noiseWeight: Float = 1e5
-    /// Weight of the pixel mean squared error (images in [−1, 1]).
+    /// Weight of the pixel mean squared error (images in [−1, 1]): 0 for StyleGAN2, as in
+    /// the references; 1 for z, where ST-LPIPS alone leaves the colours off.
     public var mseWeight: Float = 0
     /// The perceptual network's name (`stlpips-alex`, `stlpips-vgg`, `lpips:FILE`).
     public var perceptual: String = "stlpips-alex"
@@ -72,6 +73,7 @@ public struct ProjectionSettings: Codable, Equatable, Sendable {
     /// docs/ARCHITECTURE.md, "Projection").
     public init(space: ProjectionSpace) {
         self.space = space
+        if space == .z { mseWeight = 1 }
     }
 
     /// Checks the ranges; messages name the setting.
@@ -289,9 +291,7 @@ public final class Projector {
         let initial = s.space == .wplus ? mean.unsqueezed(1).expanded(to: [1, l, d]) : mean
         let code = Parameter(initial.contiguous())
         var rng = RandomGenerator(seed: s.seed)
-        let maps = ((generator as? StyleGAN2Generator)?.noiseShapes ?? []).map {
-            Parameter(rng.normal($0))
-        }
+        let maps = (styleGAN?.noiseShapes ?? []).map { Parameter(rng.normal($0)) }
         let adam = Adam([code] + maps, learningRate: s.learningRate)
         let distance = try PerceptualTarget(
             perceptual, target: GradMode.withoutGradients { perceptualInput(target) })

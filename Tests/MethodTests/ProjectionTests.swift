@@ -358,15 +358,17 @@ final class ProjectionTests: XCTestCase {
         return (r, target, start)
     }
 
-    /// The round trips' thresholds come from these runs (ST-LPIPS alex, 1 thread; the
-    /// distance of the average code's image in brackets):
+    /// The round trips' thresholds come from these runs (ST-LPIPS alex, 1 thread, default
+    /// settings, so MSE weight 1 for the DCGAN; the distance of the average code's image in
+    /// brackets):
     ///
     ///     tiny StyleGAN2, w, seed 21:      100 steps 0.0135, 200 steps 0.0100 (0.345)
     ///     tiny StyleGAN2, W+, seed 22:     100 steps 0.0088, 200 steps 0.0039 (0.256)
-    ///     DCGAN, z, seed 31:               100 steps 0.066,  200 steps 0.020  (0.614)
-    ///     DCGAN, z, seeds 32, 33:          200 steps 0.078, 0.040            (0.757, 0.541)
+    ///     DCGAN, z, seed 31:               100 steps 0.064,  200 steps 0.042  (0.614)
+    ///     DCGAN, z, seeds 32, 33:          200 steps 0.0030, 0.031           (0.757, 0.541)
+    ///     DCGAN PSNR after 200 steps, seeds 31, 32, 33: 20.8, 27.6, 19.7 dB
     ///
-    /// The tests take the first line of each with a threefold margin, and ask for the
+    /// The tests take the first run of each with a margin of 2.4 to 3, and ask for the
     /// perceptual term to fall from the first tenth of the run to the middle tenth to the
     /// last (the exploration noise makes single steps go up and down).
     func testRoundTripOnTheTinyStyleGAN2() throws {
@@ -392,8 +394,9 @@ final class ProjectionTests: XCTestCase {
         let (r, _, start) = try roundTrip(g, space: .z, steps: 200, seed: 31)
         XCTAssertEqual(r.code.shape, [1, 100])
         XCTAssertNil(r.noise)
-        XCTAssertLessThan(r.distance, 0.06)
+        XCTAssertLessThan(r.distance, 0.1)
         XCTAssertLessThan(r.distance, start / 5)
+        XCTAssertGreaterThan(r.psnr, 16)
         assertFallsOnAverage(r.history, "dcgan")
         // z stays on the sphere of radius √100.
         XCTAssertEqual(r.code.norm().item, 10, accuracy: 1e-3)
