@@ -288,19 +288,9 @@ extension TrainingExport {
     ///   folder with one, `StateDictError` for tensors that do not fit, `FormatError` on I/O.
     @discardableResult
     public static func isf(from input: URL, to given: URL? = nil) throws -> (step: Int, url: URL) {
-        var source = input
-        var isDir: ObjCBool = false
-        var runFolder = input.deletingLastPathComponent().deletingLastPathComponent()
-        if FileManager.default.fileExists(atPath: input.path, isDirectory: &isDir),
-            isDir.boolValue
-        {
-            runFolder = input
-            guard let last = TrainingRun.checkpoints(in: input).last else {
-                throw TrainingError.badRun(
-                    "\(input.path) has no checkpoints/step-NNNNNN.safetensors to export")
-            }
-            source = last.url
-        }
+        let (source, isRunFolder) = try checkpoint(input)
+        let runFolder =
+            isRunFolder ? input : input.deletingLastPathComponent().deletingLastPathComponent()
         let file = try SafetensorsFile(contentsOf: source)
         let meta = file.metadata
         guard meta[TrainingCheckpoint.Key.format] == TrainingCheckpoint.formatName else {
@@ -344,6 +334,21 @@ extension TrainingExport {
 // MARK: - Export to the official layout
 
 public enum TrainingExport {
+    /// The checkpoint to export: a run folder's last one, or `input` itself.
+    ///
+    /// - Throws: `TrainingError.badRun` for a run folder without checkpoints.
+    static func checkpoint(_ input: URL) throws -> (url: URL, isRunFolder: Bool) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input.path, isDirectory: &isDir),
+            isDir.boolValue
+        else { return (input, false) }
+        guard let last = TrainingRun.checkpoints(in: input).last else {
+            throw TrainingError.badRun(
+                "\(input.path) has no checkpoints/step-NNNNNN.safetensors to export")
+        }
+        return (last.url, true)
+    }
+
     /// Writes the official `NNNNNN_nets_ema.ckpt` (averaged ISF, discriminator) and
     /// `NNNNNN_nets.ckpt` (live ISF, discriminator) of a training checkpoint, or of a run
     /// folder's last checkpoint, into `folder`; for an isfgan ISF file (e.g.
@@ -354,17 +359,7 @@ public enum TrainingExport {
     /// - Throws: `TrainingError` for an input that is none of these, `FormatError` on I/O.
     @discardableResult
     public static func torch(from input: URL, to folder: URL) throws -> [URL] {
-        var source = input
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: input.path, isDirectory: &isDir),
-            isDir.boolValue
-        {
-            guard let last = TrainingRun.checkpoints(in: input).last else {
-                throw TrainingError.badRun(
-                    "\(input.path) has no checkpoints/step-NNNNNN.safetensors to export")
-            }
-            source = last.url
-        }
+        let source = try checkpoint(input).url
         let file = try SafetensorsFile(contentsOf: source)
         let meta = file.metadata
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
