@@ -123,8 +123,9 @@ struct DemoCommand: Subcommand {
             let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) })
         else {
             throw UsageError(
-                "isfgan demo: the shipped ISF models/\(shippedISF) is not in the current "
-                    + "folder or next to the isfgan build; run from the repository or give --isf")
+                "isfgan demo: the ISF models/\(shippedISF) is not in the current folder or "
+                    + "next to the isfgan build; give --isf (no trained editor ships yet: "
+                    + "scripts/train-demo trains one)")
         }
         return found
     }

@@ -322,6 +322,8 @@ extension TrainingExport {
             given
             ?? runFolder.appendingPathComponent(
                 String(format: "isf-step-%06d.safetensors", state.step))
+        try FileManager.default.createDirectory(
+            at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try ISFFile(
             network: network, attributes: settings.attributes,
             generatorSHA256: settings.generatorSHA256.isEmpty ? nil : settings.generatorSHA256,

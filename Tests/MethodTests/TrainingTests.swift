@@ -406,6 +406,10 @@ final class TrainingTests: XCTestCase {
             try JSONSerialization.jsonObject(
                 with: Data(isf.trainingSettings!.utf8)) as! [String: Any]
         XCTAssertEqual(recorded["stoppedAtStep"] as? Int, 2)
+        // A named file in a folder that does not exist yet.
+        let named = out.appendingPathComponent("new/folder/isf.safetensors")
+        XCTAssertEqual(try TrainingExport.isf(from: run.folder, to: named).url, named)
+        XCTAssertEqual(try ISFFile.read(named).attributes, ["Attr0", "Attr1"])
         XCTAssertThrowsError(try TrainingExport.isf(from: dataURL)) {
             XCTAssertTrue("\($0)".contains("no checkpoints"), "\($0)")
         }
