@@ -31,21 +31,20 @@ public struct DemoResult {
         [p.gender, p.age(threshold: ageThreshold)]
     }
 
-    /// For each edit kind: outputs whose every flipped attribute reads as its target, and
-    /// outputs of that kind.
+    /// Whether style `s` of edit kind `e` of input `i` reads with every attribute the edit
+    /// flips on the other side of its source label.
+    public func isFlipped(input i: Int, edit e: Int, style s: Int) -> Bool {
+        let read = labels(readings[i][1 + e * styles + s])
+        return Self.edits[e].flips.allSatisfy { read[$0] == 1 - sourceLabels[i][$0] }
+    }
+
+    /// For each edit kind: outputs read as flipped, and outputs of that kind.
     public var flipCounts: [(hits: Int, total: Int)] {
-        Self.edits.enumerated().map { e, edit in
-            var hits = 0, total = 0
-            for (i, row) in readings.enumerated() {
-                for s in 0..<styles {
-                    let read = labels(row[1 + e * styles + s])
-                    total += 1
-                    if edit.flips.allSatisfy({ read[$0] == 1 - sourceLabels[i][$0] }) {
-                        hits += 1
-                    }
-                }
+        Self.edits.indices.map { e in
+            let hits = readings.indices.reduce(0) { sum, i in
+                sum + (0..<styles).filter { isFlipped(input: i, edit: e, style: $0) }.count
             }
-            return (hits, total)
+            return (hits, readings.count * styles)
         }
     }
 
@@ -65,8 +64,7 @@ public struct DemoResult {
             for (e, edit) in Self.edits.enumerated() {
                 for s in 0..<styles {
                     let p = row[1 + e * styles + s]
-                    let read = labels(p)
-                    let ok = edit.flips.allSatisfy { read[$0] == 1 - sourceLabels[i][$0] }
+                    let ok = isFlipped(input: i, edit: e, style: s)
                     let name = edit.name.padding(toLength: 11, withPad: " ", startingAt: 0)
                     lines.append(
                         "  \(name) style \(s): \(describe(p))  \(ok ? "flipped" : "NOT flipped")")

@@ -360,11 +360,7 @@ public final class Trainer {
             updateMovingAverage(average, toward: isf, beta: settings.averageBeta)
         }
         step += 1
-        if let bad = values.first(where: { !$0.value.isFinite }) {
-            throw TrainingError.badRun(
-                "training diverged at step \(i): \(bad.key) is \(bad.value); the last "
-                    + "checkpoint holds the state before it")
-        }
+        try checkFinite(values, step: i, phase: "training")
         return TrainingStepRecord(
             step: i, values: values, learningRate: lr, seconds: seconds,
             generatorSeconds: timedGenerator.seconds)
@@ -398,12 +394,17 @@ public final class Trainer {
             ) { a, _ in a }
         }
         step += 1
-        if let bad = values.first(where: { !$0.value.isFinite }) {
-            throw TrainingError.badRun(
-                "discriminator pre-training diverged at step \(i): \(bad.key) is \(bad.value)")
-        }
+        try checkFinite(values, step: i, phase: "discriminator pre-training")
         return TrainingStepRecord(
             step: i, values: values, learningRate: lr, seconds: seconds, generatorSeconds: 0)
+    }
+
+    /// - Throws: `TrainingError.badRun` naming the first value of `values` that is not finite.
+    func checkFinite(_ values: [String: Float], step i: Int, phase: String) throws {
+        guard let bad = values.first(where: { !$0.value.isFinite }) else { return }
+        throw TrainingError.badRun(
+            "\(phase) diverged at step \(i): \(bad.key) is \(bad.value); the last "
+                + "checkpoint holds the state before it")
     }
 
     /// Per attribute, the share of rows whose logit falls on the side of its 0/1 label:

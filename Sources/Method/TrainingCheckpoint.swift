@@ -119,19 +119,24 @@ public enum TrainingCheckpoint {
     /// - Throws: `TrainingError` for a file that is not a training checkpoint,
     ///   `StateDictError` when its discriminator does not fit `d`'s settings.
     public static func loadDiscriminator(_ d: Discriminator, from input: URL) throws {
-        var url = input
-        if let last = TrainingRun.checkpoints(in: input).last { url = last.url }
+        let url = try TrainingExport.checkpoint(input).url
         let file = try SafetensorsFile(contentsOf: url)
         guard file.metadata[Key.format] == formatName else {
             throw TrainingError.badCheckpoint(
                 url.path, "not an isfgan training checkpoint (metadata 'format')")
         }
-        var tensors: [String: Tensor] = [:]
-        for entry in file.entries where entry.name.hasPrefix("discriminator.") {
-            tensors[String(entry.name.dropFirst("discriminator.".count))] =
-                try file.tensor(entry.name)
+        _ = try d.load(
+            try tensors(in: file, prefix: "discriminator."),
+            source: "\(url.path) [discriminator]")
+    }
+
+    /// The tensors of `file` whose names start with `prefix`, keyed without it.
+    static func tensors(in file: SafetensorsFile, prefix: String) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for entry in file.entries where entry.name.hasPrefix(prefix) {
+            out[String(entry.name.dropFirst(prefix.count))] = try file.tensor(entry.name)
         }
-        _ = try d.load(tensors, source: "\(url.path) [discriminator]")
+        return out
     }
 
     /// Restores a trainer built with the checkpoint's settings to the checkpoint's state.
@@ -305,12 +310,9 @@ extension TrainingExport {
             TrainingSettings.self, meta, K.settings, source)
         let config = try TrainingCheckpoint.decode(ISFConfig.self, meta, K.isfConfig, source)
         let network = ISFNetwork(config)
-        let prefix = "mapnet_ema."
-        var tensors: [String: Tensor] = [:]
-        for entry in file.entries where entry.name.hasPrefix(prefix) {
-            tensors[String(entry.name.dropFirst(prefix.count))] = try file.tensor(entry.name)
-        }
-        _ = try network.load(tensors, source: "\(source.path) [mapnet_ema]")
+        _ = try network.load(
+            try TrainingCheckpoint.tensors(in: file, prefix: "mapnet_ema."),
+            source: "\(source.path) [mapnet_ema]")
         var recorded =
             (try JSONSerialization.jsonObject(with: Data(settings.json().utf8))
                 as? [String: Any]) ?? [:]
