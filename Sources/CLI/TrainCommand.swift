@@ -87,6 +87,10 @@ struct TrainCommand: Subcommand {
             .value(
                 "d-pretrain-lr", "X", "constant learning rate of those steps", default: "1e-3"),
             .value("d-pretrain-batch", "N", "real images per pre-training step (default: --batch)"),
+            .flag(
+                "soft-labels",
+                "the attribute head learns the data's soft labels (SPLIT/soft_labels.npy: the "
+                    + "classifiers' confidence) instead of the hard ones (default: off)"),
             .value(
                 "d-from", "RUN",
                 "start the discriminator from a training checkpoint or run folder's last one"),
@@ -306,6 +310,7 @@ struct TrainCommand: Subcommand {
         s.residual = args.flag("residual")
         if args.flag("zero-last-layer") { s.zeroOutputLayer = true }
         s.initialDiscriminator = args.string("d-from")
+        if args.flag("soft-labels") { s.softLabels = true }
         if let n = try args.int("d-pretrain", range: 0...100_000_000), n > 0 {
             s.discriminatorPretrainSteps = n
             s.discriminatorPretrainLearningRate = try args.double("d-pretrain-lr")!

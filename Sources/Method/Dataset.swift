@@ -18,6 +18,20 @@ public enum DatasetAttribute: String, CaseIterable, Codable, Sendable {
         case .age: return p.age(threshold: ageThreshold)
         }
     }
+
+    /// Years over which the soft age label goes from 0.27 to 0.73 around the threshold.
+    public static let softAgeScale: Float = 2
+
+    /// The soft label in [0, 1] that `label` thresholds: P(male) for gender, and
+    /// σ((expected age − threshold) / `softAgeScale`) for age. Near the threshold these say
+    /// how sure the classifier is, which a discriminator can learn from far faster than
+    /// from the hard labels (`isfgan train --soft-labels`).
+    public func softLabel(_ p: AttributePrediction, ageThreshold: Float) -> Float {
+        switch self {
+        case .gender: return p.maleProbability
+        case .age: return 1 / (1 + exp(-(p.expectedAge - ageThreshold) / Self.softAgeScale))
+        }
+    }
 }
 
 /// A dataset request that cannot be carried out as asked (options, or an output folder
@@ -113,6 +127,9 @@ public struct DatasetSummary: Codable, Equatable, Sendable {
     public var ageThreshold: Float
     /// How each attribute's label is decided, in words.
     public var labelRules: [String: String]
+    /// How each attribute's soft label in `SPLIT/soft_labels.npy` is computed, in words
+    /// (nil in datasets written before soft labels existed).
+    public var softLabelRules: [String: String]?
     public var train: DatasetSplitSummary
     public var test: DatasetSplitSummary
     /// Negatives / positives per attribute over the training split (the `pos_weight` of
@@ -126,6 +143,7 @@ public struct DatasetSummary: Codable, Equatable, Sendable {
         case chunkSize = "chunk_size"
         case ageThreshold = "age_threshold"
         case labelRules = "label_rules"
+        case softLabelRules = "soft_label_rules"
         case posWeight = "pos_weight"
     }
 }
@@ -143,6 +161,7 @@ public struct DatasetProgress: Sendable {
 ///
 ///     OUT/train/000000.png …   OUT/test/000000.png …
 ///     OUT/train/z.npy          OUT/test/z.npy        (wp.npy for W+ codes) [n, L, D]
+///     OUT/train/soft_labels.npy  OUT/test/soft_labels.npy  [n, A] in [0, 1] (`softLabel`)
 ///     OUT/list_attr_celeba-train.txt   OUT/list_attr_celeba-test.txt   (values 1 / -1)
 ///     OUT/dataset.json
 ///
@@ -362,6 +381,14 @@ public final class DatasetBuilder {
         }
     }
 
+    /// Soft labels for raw outputs [n, 2], per attribute (`DatasetAttribute.softLabel`).
+    func softLabels(_ raw: [Float]) -> [Float] {
+        stride(from: 0, to: raw.count, by: 2).flatMap { i in
+            let p = AttributePrediction(maleProbability: raw[i], expectedAge: raw[i + 1])
+            return options.attributes.map { $0.softLabel(p, ageThreshold: options.ageThreshold) }
+        }
+    }
+
     func summary(train: DatasetSplitSummary, test: DatasetSplitSummary) throws -> DatasetSummary {
         var rules: [String: String] = [:]
         for a in options.attributes {
@@ -377,6 +404,16 @@ public final class DatasetBuilder {
                     + "\(options.ageThreshold); else -1"
             }
         }
+        var softRules: [String: String] = [:]
+        for a in options.attributes {
+            switch a {
+            case .gender: softRules["gender"] = "P(male)"
+            case .age:
+                softRules["age"] =
+                    "sigmoid((expected age - \(options.ageThreshold)) / "
+                    + "\(DatasetAttribute.softAgeScale))"
+            }
+        }
         var posWeight: [String: Double?] = [:]
         for a in options.attributes {
             let pos = train.positives[a.rawValue] ?? 0
@@ -387,7 +424,8 @@ public final class DatasetBuilder {
             codeShape: [generator.codeLayers, generator.codeWidth], count: options.count,
             seed: options.seed, testFraction: options.testFraction, chunkSize: options.chunkSize,
             attributes: options.attributes.map(\.rawValue), ageThreshold: options.ageThreshold,
-            labelRules: rules, train: train, test: test, posWeight: posWeight)
+            labelRules: rules, softLabelRules: softRules, train: train, test: test,
+            posWeight: posWeight)
     }
 
     /// Writes the code files, label lists and `dataset.json` from the chunk records.
@@ -405,6 +443,7 @@ public final class DatasetBuilder {
                     (indices.lowerBound / options.chunkSize)...((indices.upperBound - 1)
                         / options.chunkSize))
             var rows: [[Int]] = []
+            var soft: [Float] = []  // [n, A]
             let codeURL = output.appendingPathComponent(split).appendingPathComponent(codeFileName)
             try AtomicFile.write(to: codeURL) { w in
                 try w.write(npyHeader(shape: [indices.count, l, d]))
@@ -417,8 +456,13 @@ public final class DatasetBuilder {
                     let values = codes.slice(0, lo..<hi).scalars
                     try values.withUnsafeBytes { try w.write($0) }
                     rows += labels(Array(raw[(2 * lo)..<(2 * hi)]))
+                    soft += softLabels(Array(raw[(2 * lo)..<(2 * hi)]))
                 }
             }
+            try NumPy.write(
+                Tensor(shape: [rows.count, options.attributes.count], soft),
+                to: output.appendingPathComponent(split).appendingPathComponent(
+                    TrainingSplit.softLabelFileName))
             var text =
                 "\(rows.count)\n" + options.attributes.map(\.rawValue).joined(separator: " ")
                 + "\n"

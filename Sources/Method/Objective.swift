@@ -156,12 +156,19 @@ public struct TrainingBatch {
     public var sourceLabels: Tensor
     /// Target labels d (another sample's labels in the official code), [B, D].
     public var targetLabels: Tensor
+    /// What the attribute head learns on the real images, [B, D] in [0, 1]: the soft
+    /// labels with `--soft-labels`, else nil (the hard `sourceLabels`, as officially).
+    public var realTargets: Tensor?
 
-    public init(images: Tensor, codes: Tensor, sourceLabels: Tensor, targetLabels: Tensor) {
+    public init(
+        images: Tensor, codes: Tensor, sourceLabels: Tensor, targetLabels: Tensor,
+        realTargets: Tensor? = nil
+    ) {
         self.images = images
         self.codes = codes
         self.sourceLabels = sourceLabels
         self.targetLabels = targetLabels
+        self.realTargets = realTargets
     }
 
     public var count: Int { codes.shape.first ?? 0 }
@@ -370,6 +377,7 @@ public final class ISFObjective {
         expect("images", batch.images, [b, 3, s, s])
         expect("source labels", batch.sourceLabels, [b, d])
         expect("target labels", batch.targetLabels, [b, d])
+        if let t = batch.realTargets { expect("soft labels", t, [b, d]) }
         for (i, z) in randomVectors.enumerated() {
             expect("z\(i + 1)", z, [b, isf.config.randomWidth])
         }
@@ -405,7 +413,8 @@ public final class ISFObjective {
         let (realAttributes, realRealism) = try discriminator(real)
         let realismReal = adversarialLoss(realRealism, target: 1)
         let classification =
-            classificationLoss(realAttributes, batch.sourceLabels) * settings.classification
+            classificationLoss(realAttributes, batch.realTargets ?? batch.sourceLabels)
+            * settings.classification
         let r1Output = settings.r1Target == .attributes ? realAttributes : realRealism
         let r1 = Discriminator.r1Penalty(output: r1Output, input: real) * settings.r1
 

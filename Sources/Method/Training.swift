@@ -62,6 +62,9 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var discriminatorPretrainBatch: Int? = nil
     /// A training checkpoint (or run folder) whose discriminator a fresh run starts from.
     public var initialDiscriminator: String? = nil
+    /// Train the attribute head on the data's soft labels (`SPLIT/soft_labels.npy`) instead
+    /// of the hard ones; nil (older runs) means no.
+    public var softLabels: Bool? = nil
     /// The discriminator's `max_conv_dim`, first width (nil: the official `2^14 / size`)
     /// and initialisation.
     public var discriminatorMaxWidth: Int = 512
@@ -89,6 +92,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
 
     /// Discriminator-only steps before the adversarial phase.
     public var pretrainSteps: Int { discriminatorPretrainSteps ?? 0 }
+    public var useSoftLabels: Bool { softLabels ?? false }
     /// Their learning rate.
     public var pretrainLearningRate: Double { discriminatorPretrainLearningRate ?? 1e-3 }
     /// Their batch.
@@ -246,6 +250,12 @@ public final class Trainer {
                 "the settings name attributes \(settings.attributes), the data "
                     + "\(data.attributeNames)")
         }
+        if settings.useSoftLabels && data.train.softLabels == nil {
+            throw TrainingError.badSettings(
+                "--soft-labels needs \(data.train.codeFile.deletingLastPathComponent().path)/"
+                    + "\(TrainingSplit.softLabelFileName) (run `isfgan dataset` on the data "
+                    + "folder again to write it)")
+        }
         self.settings = settings
         self.data = data
         self.generator = generator
@@ -307,7 +317,8 @@ public final class Trainer {
         return TrainingBatch(
             images: try train.images(sources, size: settings.trainingSize),
             codes: train.codes(sources), sourceLabels: train.labels(sources),
-            targetLabels: train.labels(targets))
+            targetLabels: train.labels(targets),
+            realTargets: settings.useSoftLabels ? train.softLabelRows(sources) : nil)
     }
 
     /// Runs one iteration (see the type's description) and returns what it measured.
@@ -381,7 +392,8 @@ public final class Trainer {
         let seconds = try measureSeconds {
             let batch = try nextBatch(settings.pretrainBatch)
             let logits = try discriminator(batch.images.detached()).attributes  // [B, A]
-            let loss = objective.classificationLoss(logits, batch.sourceLabels)
+            let loss = objective.classificationLoss(
+                logits, batch.realTargets ?? batch.sourceLabels)
             discriminatorOptimizer.zeroGrad()
             loss.backward()
             let norm = clipGradientNorm(
@@ -424,6 +436,33 @@ public final class Trainer {
     }
 
     // MARK: Evaluation
+
+    /// The discriminator's attribute accuracy on the first `count` held-out images against
+    /// their hard labels, `d_acc_test_NAME` → share right: whether the attribute signal the
+    /// ISF learns from generalises (the training batches' accuracies can be memorised).
+    public func heldOutAccuracies(count: Int = 256) throws -> [String: Float] {
+        let split = data.test ?? data.train
+        let n = min(count, split.count)
+        guard n > 0 else { return [:] }
+        var right = [Int](repeating: 0, count: data.attributeNames.count)
+        try GradMode.withoutGradients {
+            for start in stride(from: 0, to: n, by: 32) {
+                let rows = Array(start..<min(n, start + 32))
+                let logits = try discriminator(
+                    try split.images(rows, size: settings.trainingSize)
+                ).attributes.contiguous().scalars  // [b, A]
+                let labels = split.labels(rows).scalars
+                for i in 0..<logits.count where (logits[i] > 0) == (labels[i] > 0.5) {
+                    right[i % right.count] += 1
+                }
+            }
+        }
+        var out: [String: Float] = [:]
+        for (j, name) in data.attributeNames.enumerated() {
+            out["d_acc_test_" + name] = Float(right[j]) / Float(n)
+        }
+        return out
+    }
 
     /// The weighted classification loss `λ_cls·BCE(D_cls(G(F(w, z, d))), d; pw)` of `isf`
     /// on held-out inputs with the targets of other held-out samples, with fixed draws

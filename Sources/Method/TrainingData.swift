@@ -32,6 +32,9 @@ public struct TrainingSplit {
     public let attributeNames: [String]
     /// The code file that was read (wp.npy, w.npy or z.npy).
     public let codeFile: URL
+    /// `SPLIT/soft_labels.npy` when the split has it: [N, D] in [0, 1], the classifiers'
+    /// confidence behind each hard label (`isfgan dataset` writes it).
+    public let softLabels: Tensor?
 
     public var count: Int { imageFiles.count }
 
@@ -39,6 +42,7 @@ public struct TrainingSplit {
     static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
     /// Code files, in the order they are looked for.
     static let codeFileNames = ["wp.npy", "w.npy", "z.npy"]
+    public static let softLabelFileName = "soft_labels.npy"
 
     /// Reads the split `name` of the data folder `root` (images are read later, per batch).
     ///
@@ -104,10 +108,23 @@ public struct TrainingSplit {
             }
             labels += row
         }
+        var soft: Tensor?
+        let softFile = folder.appendingPathComponent(softLabelFileName)
+        if fm.fileExists(atPath: softFile.path) {
+            let t = try NumPy.readTensor(softFile)
+            let want = [images.count, attributeNames.count]
+            guard t.shape == want, t.scalars.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
+                throw TrainingDataError(
+                    "training data: \(softFile.path) has shape \(describe(t.shape)), expected "
+                        + "\(describe(want)) (one row per image, one column per attribute) "
+                        + "with values in [0, 1]")
+            }
+            soft = t.contiguous()
+        }
         return TrainingSplit(
             name: name, imageFiles: images, codes: codes.contiguous(),
             labels: Tensor(shape: [images.count, attributeNames.count], labels),
-            attributeNames: attributeNames, codeFile: codeFile)
+            attributeNames: attributeNames, codeFile: codeFile, softLabels: soft)
     }
 
     /// Parses a CelebA-style attribute file: the count, the names, then `file v1 v2 …`
@@ -191,6 +208,11 @@ public struct TrainingSplit {
     /// The labels at `indices`: [B, D].
     public func labels(_ indices: [Int]) -> Tensor {
         labels.indexSelect(indices).contiguous()
+    }
+
+    /// Rows of `softLabels`, or nil when the split has none.
+    public func softLabelRows(_ indices: [Int]) -> Tensor? {
+        softLabels?.indexSelect(indices).contiguous()
     }
 }
 

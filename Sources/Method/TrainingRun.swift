@@ -7,7 +7,8 @@ import TensorCore
 //
 //   settings.json                         the fully resolved settings
 //   log.txt                               what happened, one line per event
-//   stats.jsonl                           every loss term, lr, s/step, memory per log step
+//   stats.jsonl                           every loss term, lr, s/step, memory per log step;
+//                                         held-out D accuracy (d_acc_test_*) per sample grid
 //   samples/step-NNNNNN.png               edits of fixed held-out inputs
 //   checkpoints/step-NNNNNN.safetensors   everything a resumed run needs
 //   final.safetensors                     the averaged ISF alone (an isfgan ISF file)
@@ -223,8 +224,15 @@ public final class TrainingRun {
         let end = min(until ?? s.iterations, s.iterations)
         var recent: [Double] = []
         while trainer.step < end {
-            let record = try trainer.trainStep()
+            var record = try trainer.trainStep()
             let done = trainer.step
+            // Held-out attribute accuracy at each sample point and when pre-training ends.
+            let heldOut =
+                (s.sampleEvery > 0 && done % s.sampleEvery == 0)
+                || (s.pretrainSteps > 0 && done == s.pretrainSteps) || done == s.iterations
+            if heldOut {
+                record.values.merge(try trainer.heldOutAccuracies()) { a, _ in a }
+            }
             recent.append(record.seconds)
             if recent.count > 20 { recent.removeFirst() }
             let perStep = recent.reduce(0, +) / Double(recent.count)
@@ -233,7 +241,7 @@ public final class TrainingRun {
                     record: record, done: done, total: s.iterations,
                     stepsPerSecond: perStep > 0 ? 1 / perStep : 0,
                     secondsLeft: perStep * Double(s.iterations - done)))
-            if done % s.logEvery == 0 || done == 1 || done == s.iterations {
+            if done % s.logEvery == 0 || done == 1 || heldOut {
                 try appendStats(record)
             }
             if s.sampleEvery > 0 && done % s.sampleEvery == 0 { try saveSamples() }

@@ -381,6 +381,54 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// `softLabels`: the attribute head learns `SPLIT/soft_labels.npy` (pre-training and
+    /// the discriminator step), a run without the file is refused, and the held-out
+    /// accuracies land in stats.jsonl when pre-training ends.
+    func testSoftLabelsAndHeldOutAccuracy() throws {
+        let (g, url) = try tinyGenerator()
+        let root = try makeData(g, train: 8, test: 4)
+        var s = settings(url, data: root, iterations: 3)
+        s.softLabels = true
+        s.discriminatorPretrainSteps = 1
+        s.discriminatorPretrainBatch = 4
+        s.discriminatorPretrainLearningRate = 1e-3
+        XCTAssertThrowsError(
+            try Trainer(
+                settings: s, data: try TrainingDataset.read(root), generator: g,
+                perceptual: nil)
+        ) { XCTAssertTrue("\($0)".contains("soft_labels.npy"), "\($0)") }
+
+        let soft = Tensor(shape: [8, 2], (0..<16).map { Float($0 % 5) / 4 })  // 0 … 1
+        try NumPy.write(soft, to: root.appendingPathComponent("train/soft_labels.npy"))
+        let data = try TrainingDataset.read(root)
+        let trainer = try Trainer(settings: s, data: data, generator: g, perceptual: nil)
+        var sampler = trainer.sampler
+        let rows = sampler.next(4).sources
+        let images = try data.train.images(rows, size: s.trainingSize)
+        let logits = try GradMode.withoutGradients {
+            try trainer.discriminator(images).attributes
+        }  // [4, 2]
+        let want = Loss.binaryCrossEntropyWithLogits(
+            logits, targets: soft.indexSelect(rows).contiguous()
+        ).item
+        let hard = Loss.binaryCrossEntropyWithLogits(logits, targets: data.train.labels(rows)).item
+        XCTAssertNotEqual(want, hard, accuracy: 1e-4, "soft and hard targets give one loss")
+
+        let run = try TrainingRun.start(trainer, out: temporaryDirectory("isfgan-soft"))
+        addTeardownBlock { try? FileManager.default.removeItem(at: run.folder) }
+        _ = try run.run(until: 1)
+        let line = try String(contentsOf: run.statsURL, encoding: .utf8)
+        let stats = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        XCTAssertEqual(stats["d_pre_cls"] as! Double, Double(want), accuracy: 1e-5)
+        for name in ["Attr0", "Attr1"] {
+            let a = try XCTUnwrap(stats["d_acc_test_" + name] as? Double)
+            XCTAssertTrue([0, 0.25, 0.5, 0.75, 1].contains(a), "accuracy of 4 images is \(a)")
+        }
+        // The adversarial step also takes the soft targets: its real batch carries them.
+        let batch = try trainer.nextBatch()
+        XCTAssertEqual(batch.realTargets?.shape, [1, 2])
+    }
+
     /// A run stopped early exports its averaged ISF as an ISF file with the step recorded.
     func testExportAsISFFileFromAStoppedRun() throws {
         let (g, url) = try tinyGenerator()
