@@ -151,15 +151,17 @@ final class DatasetTests: XCTestCase {
             let (g, a) = (soft.scalars[2 * i], soft.scalars[2 * i + 1])
             XCTAssertEqual(g, p.maleProbability, accuracy: 1e-6)
             XCTAssertEqual(a, 1 / (1 + exp(-(p.expectedAge - 35) / 2)), accuracy: 1e-6)
-            XCTAssertEqual(g > 0.5 ? 1 : 0, Float(list.rows[i].values[0]) == 1 ? 1 : 0)
-            XCTAssertEqual(a > 0.5 ? 1 : 0, Float(list.rows[i].values[1]) == 1 ? 1 : 0)
+            XCTAssertEqual(g > 0.5, list.rows[i].values[0] == 1)
+            XCTAssertEqual(a > 0.5, list.rows[i].values[1] == 1)
         }
-        XCTAssertEqual(split.softLabelRows([3, 0])?.scalars,
+        XCTAssertEqual(
+            split.softLabelRows([3, 0])?.scalars,
             Array(soft.scalars[6..<8] + soft.scalars[0..<2]))
         XCTAssertEqual(json.softLabelRules?["gender"], "P(male)")
 
         // A soft-label file of the wrong shape is refused, naming it.
-        try NumPy.write(Tensor.zeros([18, 3]), to: dir.appendingPathComponent("train/soft_labels.npy"))
+        try NumPy.write(
+            Tensor.zeros([18, 3]), to: dir.appendingPathComponent("train/soft_labels.npy"))
         XCTAssertThrowsError(try TrainingSplit.read(root: dir, name: "train")) { error in
             XCTAssertTrue("\(error)".contains("soft_labels.npy has shape [18, 3]"), "\(error)")
         }
