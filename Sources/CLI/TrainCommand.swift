@@ -43,6 +43,10 @@ struct TrainCommand: Subcommand {
             .value("final-lr", "X", "learning rate the cosine reaches at the end", default: "5e-6"),
             .value("clip", "X", "gradient-norm clipping of both networks", default: "1"),
             .value("ema", "BETA", "moving-average β of the ISF weights", default: "0.999"),
+            .value(
+                "beta1", "X",
+                "Adam's β1 for both networks (the official 0 follows each step's gradient; "
+                    + "0.9 averages noisy ones)", default: "0"),
             .value("lambda-cls", "X", "attribute classification weight", default: "2"),
             .value("lambda-r1", "X", "R1 penalty weight", default: "1"),
             .value(
@@ -87,6 +91,10 @@ struct TrainCommand: Subcommand {
             .value(
                 "d-pretrain-lr", "X", "constant learning rate of those steps", default: "1e-3"),
             .value("d-pretrain-batch", "N", "real images per pre-training step (default: --batch)"),
+            .value(
+                "d-pretrain-r1", "X",
+                "R1 penalty weight on the attribute output during pre-training (smoother "
+                    + "input gradients for the ISF)", default: "0"),
             .flag(
                 "soft-labels",
                 "the attribute head learns the data's soft labels (SPLIT/soft_labels.npy: the "
@@ -288,6 +296,8 @@ struct TrainCommand: Subcommand {
         guard s.clipNorm > 0 else { throw UsageError("isfgan train: --clip must be positive") }
         s.averageBeta = Float(try number("ema"))
         guard s.averageBeta <= 1 else { throw UsageError("isfgan train: --ema must be in 0...1") }
+        s.beta1 = Float(try number("beta1"))
+        guard s.beta1 < 1 else { throw UsageError("isfgan train: --beta1 must be in 0..<1") }
         var o = ObjectiveSettings()
         o.classification = Float(try number("lambda-cls"))
         o.r1 = Float(try number("lambda-r1"))
@@ -315,6 +325,8 @@ struct TrainCommand: Subcommand {
             s.discriminatorPretrainSteps = n
             s.discriminatorPretrainLearningRate = try args.double("d-pretrain-lr")!
             s.discriminatorPretrainBatch = try args.int("d-pretrain-batch", range: 1...4096)
+            let r1 = try number("d-pretrain-r1")
+            if r1 > 0 { s.discriminatorPretrainR1 = Float(r1) }
         }
         s.discriminatorMaxWidth = try args.int("d-max-width", range: 1...65536)!
         s.discriminatorFirstWidth = try args.int("d-first-width", range: 1...65536)

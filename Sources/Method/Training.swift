@@ -60,6 +60,10 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var discriminatorPretrainLearningRate: Double? = nil
     /// Real images per pre-training step (nil: `batch`).
     public var discriminatorPretrainBatch: Int? = nil
+    /// Weight of the R1 penalty on the attribute output during pre-training (nil: none),
+    /// which smooths the head so that its input gradients (what the ISF follows) carry
+    /// the attribute rather than per-image noise.
+    public var discriminatorPretrainR1: Float? = nil
     /// A training checkpoint (or run folder) whose discriminator a fresh run starts from.
     public var initialDiscriminator: String? = nil
     /// Train the attribute head on the data's soft labels (`SPLIT/soft_labels.npy`) instead
@@ -391,15 +395,23 @@ public final class Trainer {
         var values: [String: Float] = [:]
         let seconds = try measureSeconds {
             let batch = try nextBatch(settings.pretrainBatch)
-            let logits = try discriminator(batch.images.detached()).attributes  // [B, A]
-            let loss = objective.classificationLoss(
+            let r1Weight = settings.discriminatorPretrainR1 ?? 0
+            var images = batch.images.detached()  // [B, 3, S, S]
+            if r1Weight > 0 { images = images.requiringGrad() }
+            let logits = try discriminator(images).attributes  // [B, A]
+            var loss = objective.classificationLoss(
                 logits, batch.realTargets ?? batch.sourceLabels)
+            values["d_pre_cls"] = loss.item
+            if r1Weight > 0 {
+                let r1 = Discriminator.r1Penalty(output: logits, input: images) * r1Weight
+                values["d_pre_r1"] = r1.item
+                loss = loss + r1
+            }
             discriminatorOptimizer.zeroGrad()
             loss.backward()
             let norm = clipGradientNorm(
                 discriminatorOptimizer.parameters, maxNorm: settings.clipNorm)
             discriminatorOptimizer.update()
-            values["d_pre_cls"] = loss.item
             values["d_grad_norm"] = norm
             values.merge(
                 accuracies(logits.detached(), batch.sourceLabels, prefix: "d_acc_real_")

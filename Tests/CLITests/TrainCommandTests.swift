@@ -43,6 +43,24 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(r.out.contains("estimated step time:"), r.out)
         XCTAssertTrue(r.out.contains("\"attributes\" : [\n    \"Attr0\""), r.out)
         XCTAssertFalse(FileManager.default.fileExists(atPath: p.out.path), "dry run wrote files")
+
+        // The training levers land in the settings.
+        try NumPy.write(
+            Tensor.full([4, 2], 0.5), to: p.data.appendingPathComponent("train/soft_labels.npy"))
+        let levers = runCLI(
+            smallRun(p, iters: 10) + [
+                "--dry-run", "--beta1", "0.9", "--soft-labels", "--d-pretrain", "3",
+                "--d-pretrain-r1", "2",
+            ])
+        XCTAssertEqual(levers.status, 0, levers.err)
+        for line in [
+            "\"beta1\" : 0.9", "\"softLabels\" : true", "\"discriminatorPretrainR1\" : 2",
+        ] {
+            XCTAssertTrue(levers.out.contains(line), "\(line) missing from:\n\(levers.out)")
+        }
+        let badBeta = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--beta1", "1"])
+        XCTAssertEqual(badBeta.status, 2)
+        XCTAssertTrue(badBeta.err.contains("--beta1 must be in 0..<1"), badBeta.err)
     }
 
     func testTrainResumeAndExport() throws {

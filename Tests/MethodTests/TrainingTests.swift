@@ -392,6 +392,8 @@ final class TrainingTests: XCTestCase {
         s.discriminatorPretrainSteps = 1
         s.discriminatorPretrainBatch = 4
         s.discriminatorPretrainLearningRate = 1e-3
+        s.discriminatorPretrainR1 = 3
+        s.beta1 = 0.5
         XCTAssertThrowsError(
             try Trainer(
                 settings: s, data: try TrainingDataset.read(root), generator: g,
@@ -412,6 +414,10 @@ final class TrainingTests: XCTestCase {
             logits, targets: soft.indexSelect(rows).contiguous()
         ).item
         let hard = Loss.binaryCrossEntropyWithLogits(logits, targets: data.train.labels(rows)).item
+        let input = images.requiringGrad()
+        let r1 = Discriminator.r1Penalty(
+            output: try trainer.discriminator(input).attributes, input: input
+        ).item
         XCTAssertNotEqual(want, hard, accuracy: 1e-4, "soft and hard targets give one loss")
 
         let run = try TrainingRun.start(trainer, out: temporaryDirectory("isfgan-soft"))
@@ -420,6 +426,10 @@ final class TrainingTests: XCTestCase {
         let line = try String(contentsOf: run.statsURL, encoding: .utf8)
         let stats = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
         XCTAssertEqual(stats["d_pre_cls"] as! Double, Double(want), accuracy: 1e-5)
+        // The R1 term of pre-training: 3 · ½·mean Σ|∂ΣD_cls/∂x|², recorded on its own.
+        XCTAssertEqual(stats["d_pre_r1"] as! Double, Double(r1) * 3, accuracy: 1e-6)
+        XCTAssertEqual(trainer.isfOptimizer.beta1, 0.5)
+        XCTAssertEqual(trainer.discriminatorOptimizer.beta1, 0.5, "pre-training left β1 at 0.9")
         for name in ["Attr0", "Attr1"] {
             let a = try XCTUnwrap(stats["d_acc_test_" + name] as? Double)
             XCTAssertTrue([0, 0.25, 0.5, 0.75, 1].contains(a), "accuracy of 4 images is \(a)")
