@@ -7,9 +7,8 @@ import XCTest
 
 @testable import CLI
 
-/// `isfgan demo` on two faces of the real DCGAN with the real classifiers. No trained
-/// editor ships yet (issue 9), so the ISF here is a fixed random one over (gender, age):
-/// the test covers the whole path (files, sizes, readings, report), not edit quality.
+/// `isfgan demo` on two faces of the real DCGAN with the real classifiers: the whole path
+/// (files, sizes, readings, report) with a fixed random ISF, then the shipped editor.
 final class DemoCommandTests: XCTestCase {
     /// A seeded random ISF for the DCGAN's codes (1 × 100), saved as an isfgan ISF file.
     func randomISF() throws -> URL {
@@ -82,6 +81,33 @@ final class DemoCommandTests: XCTestCase {
         for (e, edit) in DemoResult.edits.enumerated() {
             XCTAssertTrue(text.contains("\(edit.name): \(counts[e].hits) of 4 outputs"), text)
         }
+    }
+
+    /// The editor that ships in `models/`: the demo with no `--isf`, run from the repository
+    /// root, finds it, and the classifier reads its gender edits of the demo's first two
+    /// faces as flipped. A broken weight file or a wrong channel order fails here.
+    func testShippedEditorFlipsGender() throws {
+        _ = try ModelFiles.url("dcgan-face/weights.tar")
+        _ = try ModelFiles.url("age-gender/manifest.json")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let shipped = root.appendingPathComponent("models/dcgan-faces-isf.safetensors")
+        let loaded = try LoadedISF.load(shipped)
+        XCTAssertEqual(loaded.recordedAttributes, ["gender", "age"])
+
+        let out = temporaryDirectory("isfgan-demo-shipped")
+        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(root.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        let r = runCLI(["demo", "--inputs", "2", "--styles", "1", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("models/dcgan-faces-isf.safetensors"), r.err)
+        let grid = try ImageIO.read(out.appendingPathComponent("edits.png"))
+        XCTAssertEqual([grid.width, grid.height], [4 * 130 + 2, 2 * 130 + 2])
+        let report = try String(
+            contentsOf: out.appendingPathComponent("report.txt"), encoding: .utf8)
+        XCTAssertTrue(report.contains("gender flip: 2 of 2 outputs"), report)
     }
 
     func testDemoNamesAMissingISF() {
