@@ -93,8 +93,8 @@ struct TrainCommand: Subcommand {
             .value("d-pretrain-batch", "N", "real images per pre-training step (default: --batch)"),
             .value(
                 "d-pretrain-r1", "X",
-                "R1 penalty weight on the attribute output during the --d-pretrain steps "
-                    + "(smoother input gradients for the ISF)", default: "0"),
+                "R1 penalty weight on the attribute output during the --d-pretrain steps",
+                default: "0"),
             .flag(
                 "soft-labels",
                 "the attribute head learns the data's soft labels (SPLIT/soft_labels.npy: the "

@@ -61,8 +61,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     /// Real images per pre-training step (nil: `batch`).
     public var discriminatorPretrainBatch: Int? = nil
     /// Weight of the R1 penalty on the attribute output during pre-training (nil: none),
-    /// which smooths the head so that its input gradients (what the ISF follows) carry
-    /// the attribute rather than per-image noise.
+    /// as in the adversarial phase's discriminator loss: it keeps the head's input
+    /// gradients, which the ISF follows, small.
     public var discriminatorPretrainR1: Float? = nil
     /// A training checkpoint (or run folder) whose discriminator a fresh run starts from.
     public var initialDiscriminator: String? = nil
