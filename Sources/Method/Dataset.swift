@@ -373,19 +373,24 @@ public final class DatasetBuilder {
         return try results.map { try $0.get() }
     }
 
-    /// Labels for raw outputs [n, 2] (P(male), expected age), per attribute.
+    /// The predictions recorded as raw outputs [n, 2] (P(male), expected age).
+    static func predictions(_ raw: [Float]) -> [AttributePrediction] {
+        stride(from: 0, to: raw.count, by: 2).map {
+            AttributePrediction(maleProbability: raw[$0], expectedAge: raw[$0 + 1])
+        }
+    }
+
+    /// Labels for raw outputs [n, 2], per attribute.
     func labels(_ raw: [Float]) -> [[Int]] {
-        stride(from: 0, to: raw.count, by: 2).map { i in
-            let p = AttributePrediction(maleProbability: raw[i], expectedAge: raw[i + 1])
-            return options.attributes.map { $0.label(p, ageThreshold: options.ageThreshold) }
+        Self.predictions(raw).map { p in
+            options.attributes.map { $0.label(p, ageThreshold: options.ageThreshold) }
         }
     }
 
     /// Soft labels for raw outputs [n, 2], per attribute (`DatasetAttribute.softLabel`).
     func softLabels(_ raw: [Float]) -> [Float] {
-        stride(from: 0, to: raw.count, by: 2).flatMap { i in
-            let p = AttributePrediction(maleProbability: raw[i], expectedAge: raw[i + 1])
-            return options.attributes.map { $0.softLabel(p, ageThreshold: options.ageThreshold) }
+        Self.predictions(raw).flatMap { p in
+            options.attributes.map { $0.softLabel(p, ageThreshold: options.ageThreshold) }
         }
     }
 
@@ -455,8 +460,9 @@ public final class DatasetBuilder {
                     let lo = part.lowerBound - r.lowerBound, hi = part.upperBound - r.lowerBound
                     let values = codes.slice(0, lo..<hi).scalars
                     try values.withUnsafeBytes { try w.write($0) }
-                    rows += labels(Array(raw[(2 * lo)..<(2 * hi)]))
-                    soft += softLabels(Array(raw[(2 * lo)..<(2 * hi)]))
+                    let readings = Array(raw[(2 * lo)..<(2 * hi)])
+                    rows += labels(readings)
+                    soft += softLabels(readings)
                 }
             }
             try NumPy.write(

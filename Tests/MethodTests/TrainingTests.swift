@@ -52,6 +52,21 @@ final class TrainingTests: XCTestCase {
         return root
     }
 
+    /// A temporary folder for run folders, removed after the test.
+    func runsFolder() -> URL {
+        let out = temporaryDirectory("isfgan-train-runs")
+        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        return out
+    }
+
+    /// A fresh trainer for `s` on `data` and its run folder under `out`.
+    func startRun(
+        _ s: TrainingSettings, data: TrainingDataset, generator g: StyleGAN2Generator, out: URL
+    ) throws -> TrainingRun {
+        try TrainingRun.start(
+            try Trainer(settings: s, data: data, generator: g, perceptual: nil), out: out)
+    }
+
     // MARK: Data
 
     func testDataLoaderReadsTheOfficialLayoutInNameOrder() throws {
@@ -186,15 +201,12 @@ final class TrainingTests: XCTestCase {
         let dataURL = try makeData(g, train: 6, test: 2)
         let data = try TrainingDataset.read(dataURL)
         let s = settings(url, data: dataURL, iterations: 4)
-        let out = temporaryDirectory("isfgan-train-runs")
-        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let out = runsFolder()
 
-        let full = try TrainingRun.start(
-            try Trainer(settings: s, data: data, generator: g, perceptual: nil), out: out)
+        let full = try startRun(s, data: data, generator: g, out: out)
         XCTAssertEqual(try full.run(), .finished)
 
-        let killed = try TrainingRun.start(
-            try Trainer(settings: s, data: data, generator: g, perceptual: nil), out: out)
+        let killed = try startRun(s, data: data, generator: g, out: out)
         XCTAssertEqual(try killed.run(until: 3, checkpointOnStop: false), .stopped(3))
         XCTAssertEqual(TrainingRun.checkpoints(in: killed.folder).map(\.step), [2])
         XCTAssertFalse(FileManager.default.fileExists(atPath: killed.finalURL.path))
@@ -241,8 +253,7 @@ final class TrainingTests: XCTestCase {
         s.sampleEvery = 1
         s.keepCheckpoints = 1
         s.name = "tiny"
-        let out = temporaryDirectory("isfgan-train-runs")
-        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let out = runsFolder()
         let trainer = try Trainer(settings: s, data: data, generator: g, perceptual: nil)
         let run = try TrainingRun.start(trainer, out: out)
         XCTAssertEqual(run.folder.lastPathComponent, "00000-tiny")
@@ -281,8 +292,7 @@ final class TrainingTests: XCTestCase {
         let dataURL = try makeData(g, train: 4, test: 0)
         let data = try TrainingDataset.read(dataURL)
         let s = settings(url, data: dataURL, iterations: 1)
-        let out = temporaryDirectory("isfgan-train-runs")
-        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let out = runsFolder()
         let trainer = try Trainer(settings: s, data: data, generator: g, perceptual: nil)
         let run = try TrainingRun.start(trainer, out: out)
         XCTAssertEqual(try run.run(), .finished)
@@ -420,8 +430,7 @@ final class TrainingTests: XCTestCase {
         ).item
         XCTAssertNotEqual(want, hard, accuracy: 1e-4, "soft and hard targets give one loss")
 
-        let run = try TrainingRun.start(trainer, out: temporaryDirectory("isfgan-soft"))
-        addTeardownBlock { try? FileManager.default.removeItem(at: run.folder) }
+        let run = try TrainingRun.start(trainer, out: runsFolder())
         _ = try run.run(until: 1)
         let line = try String(contentsOf: run.statsURL, encoding: .utf8)
         let stats = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
@@ -445,8 +454,7 @@ final class TrainingTests: XCTestCase {
         let dataURL = try makeData(g, train: 4, test: 0)
         let data = try TrainingDataset.read(dataURL)
         let s = settings(url, data: dataURL, iterations: 4)
-        let out = temporaryDirectory("isfgan-train-runs")
-        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
+        let out = runsFolder()
         let trainer = try Trainer(settings: s, data: data, generator: g, perceptual: nil)
         let run = try TrainingRun.start(trainer, out: out)
         XCTAssertEqual(try run.run(until: 2), .stopped(2))
@@ -491,10 +499,8 @@ final class TrainingTests: XCTestCase {
         let dataURL = try makeData(g, train: 4, test: 0)
         let data = try TrainingDataset.read(dataURL)
         let s = settings(url, data: dataURL, iterations: 4)
-        let out = temporaryDirectory("isfgan-train-runs")
-        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
-        let run = try TrainingRun.start(
-            try Trainer(settings: s, data: data, generator: g, perceptual: nil), out: out)
+        let out = runsFolder()
+        let run = try startRun(s, data: data, generator: g, out: out)
         // Stopped by `until` (a hard stop): no checkpoint at the stop.
         XCTAssertEqual(try run.run(until: 3), .stopped(3))
         XCTAssertEqual(TrainingRun.checkpoints(in: run.folder).map(\.step), [2])
