@@ -69,6 +69,10 @@ struct TrainCommand: Subcommand {
                     + "DATA/dataset.json's when present, else "
                     + "ffhq for 4 attributes, else none)"),
             .value(
+                "d-pos-weight", "LIST",
+                "pos_weight of the discriminator's attribute loss on real images, as "
+                    + "--pos-weight or 'data' for DATA/dataset.json's (default: --pos-weight)"),
+            .value(
                 "perceptual", "NET",
                 "perceptual network: stlpips-alex, stlpips-vgg, lpips:FILE, "
                     + "lpips:BACKBONE,HEADS or none (default: stlpips-alex when fetched, else none)"
@@ -102,6 +106,10 @@ struct TrainCommand: Subcommand {
             .value(
                 "d-from", "RUN",
                 "start the discriminator from a training checkpoint or run folder's last one"),
+            .value(
+                "isf-from", "FILE",
+                "start the ISF from an ISF file, or the averaged ISF of a training checkpoint "
+                    + "or run folder's last one (its settings must match this run's)"),
             .value("d-max-width", "N", "discriminator max_conv_dim", default: "512"),
             .value(
                 "d-first-width", "N",
@@ -320,6 +328,7 @@ struct TrainCommand: Subcommand {
         s.residual = args.flag("residual")
         if args.flag("zero-last-layer") { s.zeroOutputLayer = true }
         s.initialDiscriminator = args.string("d-from")
+        s.initialISF = args.string("isf-from")
         if args.flag("soft-labels") { s.softLabels = true }
         if let n = try args.int("d-pretrain", range: 0...100_000_000), n > 0 {
             s.discriminatorPretrainSteps = n
@@ -360,6 +369,24 @@ struct TrainCommand: Subcommand {
         return weights
     }
 
+    /// One positive number per attribute from `--FLAG a,b,…`.
+    static func weightList(
+        _ text: String, flag: String, _ attributes: [String], or others: String = "ffhq or none"
+    ) throws -> [Float] {
+        let parts = text.split(separator: ",").map {
+            Float($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard parts.count == attributes.count,
+            parts.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite })
+        else {
+            throw UsageError(
+                "isfgan train: --\(flag) expects \(attributes.count) positive numbers (one per "
+                    + "attribute: \(attributes.joined(separator: ", "))), \(others); got "
+                    + "'\(text)'")
+        }
+        return parts.map { $0! }
+    }
+
     /// What depends on the data and the generator: attributes, pos_weight, training size.
     static func resolveAgainstData(
         _ s: inout TrainingSettings, _ args: ParsedArguments, data: TrainingDataset,
@@ -388,15 +415,24 @@ struct TrainCommand: Subcommand {
         case "none"?:
             s.objective.positiveWeights = nil
         case let text?:
-            let parts = text.split(separator: ",").map {
-                Float($0.trimmingCharacters(in: .whitespaces))
-            }
-            guard parts.count == d, parts.allSatisfy({ $0 != nil && $0! > 0 }) else {
+            s.objective.positiveWeights = try weightList(text, flag: "pos-weight", s.attributes)
+        }
+        switch args.string("d-pos-weight") {
+        case nil: break
+        case "data"?:
+            guard
+                let fromData = try datasetPositiveWeights(data: data, attributes: s.attributes)
+            else {
                 throw UsageError(
-                    "isfgan train: --pos-weight expects \(d) positive numbers (one per attribute: "
-                        + "\(s.attributes.joined(separator: ", "))), ffhq or none; got '\(text)'")
+                    "isfgan train: --d-pos-weight data: \(data.root.path)/dataset.json has no "
+                        + "pos_weight for every attribute")
             }
-            s.objective.positiveWeights = parts.map { $0! }
+            s.objective.discriminatorPositiveWeights = fromData
+        case "ffhq"?:
+            s.objective.discriminatorPositiveWeights = ObjectiveSettings.ffhqPositiveWeights
+        case let text?:
+            s.objective.discriminatorPositiveWeights = try weightList(
+                text, flag: "d-pos-weight", s.attributes, or: "ffhq or data")
         }
         if let size = try args.int("training-size", range: 4...16384) {
             guard size & (size - 1) == 0 else {

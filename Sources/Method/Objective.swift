@@ -32,6 +32,10 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
     /// `pos_weight` of the attribute cross-entropy, one per attribute; nil weighs every
     /// positive label 1 (`use_posweight` off).
     public var positiveWeights: [Float]? = ObjectiveSettings.ffhqPositiveWeights
+    /// `pos_weight` of the discriminator's attribute loss on real images (its adversarial
+    /// step and pre-training); nil: `positiveWeights`, as the official code. Lets the
+    /// discriminator learn a rare class that the ISF's term should not be tilted towards.
+    public var discriminatorPositiveWeights: [Float]? = nil
 
     /// The official `pos_weight` for FFHQ's Gender, Glasses, Age, Expression.
     public static let ffhqPositiveWeights: [Float] = [1.256508, 5.306164, 6.656235, 0.37233]
@@ -52,6 +56,7 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         case perceptual = "lambda_lpips"
         case perceptualCycle = "lambda_lpips_cyc"
         case positiveWeights = "pos_weight"
+        case discriminatorPositiveWeights = "d_pos_weight"
     }
 
     /// Decodes; a missing key keeps its official default (`pos_weight: null` turns the
@@ -75,6 +80,8 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         if c.contains(.positiveWeights) {
             positiveWeights = try c.decodeIfPresent([Float].self, forKey: .positiveWeights)
         }
+        discriminatorPositiveWeights = try c.decodeIfPresent(
+            [Float].self, forKey: .discriminatorPositiveWeights)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -90,6 +97,8 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         try c.encode(perceptual, forKey: .perceptual)
         try c.encode(perceptualCycle, forKey: .perceptualCycle)
         try c.encode(positiveWeights, forKey: .positiveWeights)  // null: no pos_weight
+        try c.encodeIfPresent(
+            discriminatorPositiveWeights, forKey: .discriminatorPositiveWeights)
     }
 
     /// The diversity weight at 0-based iteration `step`: `diversity` when no decay is set,
@@ -104,14 +113,17 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
     /// - Throws: `ObjectiveError.badSettings` naming the setting and what was expected.
     public func validate(attributes: Int) throws {
         var problems: [String] = []
-        if let w = positiveWeights {
+        for (name, weights) in [
+            ("positiveWeights", positiveWeights),
+            ("discriminatorPositiveWeights", discriminatorPositiveWeights),
+        ] {
+            guard let w = weights else { continue }
             if w.count != attributes {
                 problems.append(
-                    "positiveWeights has \(w.count) values, expected one per attribute "
-                        + "(\(attributes))")
+                    "\(name) has \(w.count) values, expected one per attribute (\(attributes))")
             }
             if w.contains(where: { !($0 > 0) || !$0.isFinite }) {
-                problems.append("positiveWeights must be finite and positive, got \(w)")
+                problems.append("\(name) must be finite and positive, got \(w)")
             }
         }
         if let n = diversityDecaySteps, n < 1 {
@@ -384,13 +396,17 @@ public final class ISFObjective {
         if !problems.isEmpty { throw ObjectiveError.badInput(problems.joined(separator: "; ")) }
     }
 
-    private var positiveWeights: Tensor? {
-        settings.positiveWeights.map { Tensor(shape: [$0.count], $0) }
-    }
-
-    /// `BCEWithLogits(logits, labels; pos_weight)`, mean over every element.
-    func classificationLoss(_ logits: Tensor, _ labels: Tensor) -> Tensor {
-        Loss.binaryCrossEntropyWithLogits(logits, targets: labels, posWeight: positiveWeights)
+    /// `BCEWithLogits(logits, labels; pos_weight)`, mean over every element; `realImages`
+    /// takes the discriminator's own weights (the loss on labelled real images).
+    func classificationLoss(_ logits: Tensor, _ labels: Tensor, realImages: Bool = false)
+        -> Tensor
+    {
+        let weights =
+            realImages
+            ? settings.discriminatorPositiveWeights ?? settings.positiveWeights
+            : settings.positiveWeights
+        return Loss.binaryCrossEntropyWithLogits(
+            logits, targets: labels, posWeight: weights.map { Tensor(shape: [$0.count], $0) })
     }
 
     /// `BCEWithLogits(logits, target)` against a constant target, mean.
@@ -413,7 +429,8 @@ public final class ISFObjective {
         let (realAttributes, realRealism) = try discriminator(real)
         let realismReal = adversarialLoss(realRealism, target: 1)
         let classification =
-            classificationLoss(realAttributes, batch.realTargets ?? batch.sourceLabels)
+            classificationLoss(
+                realAttributes, batch.realTargets ?? batch.sourceLabels, realImages: true)
             * settings.classification
         let r1Output = settings.r1Target == .attributes ? realAttributes : realRealism
         let r1 = Discriminator.r1Penalty(output: r1Output, input: real) * settings.r1

@@ -66,6 +66,9 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var discriminatorPretrainR1: Float? = nil
     /// A training checkpoint (or run folder) whose discriminator a fresh run starts from.
     public var initialDiscriminator: String? = nil
+    /// An ISF file, training checkpoint or run folder whose (averaged) ISF a fresh run
+    /// starts from, for both the live and the averaged weights.
+    public var initialISF: String? = nil
     /// Train the attribute head on the data's soft labels (`SPLIT/soft_labels.npy`) instead
     /// of the hard ones; nil (older runs) means no.
     public var softLabels: Bool? = nil
@@ -274,6 +277,9 @@ public final class Trainer {
         }
         isf = ISFNetwork(config, seed: settings.seed)
         if settings.zeroOutputLayer == true { isf.zeroOutputLayer() }
+        if let start = settings.initialISF {
+            try TrainingCheckpoint.loadISF(isf, from: URL(fileURLWithPath: start))
+        }
         average = ISFNetwork(config)
         average.setTrainable(false)
         for ((_, a), (_, p)) in zip(average.namedParameters(), isf.namedParameters()) {
@@ -400,7 +406,7 @@ public final class Trainer {
             if r1Weight > 0 { images = images.requiringGrad() }
             let logits = try discriminator(images).attributes  // [B, A]
             var loss = objective.classificationLoss(
-                logits, batch.realTargets ?? batch.sourceLabels)
+                logits, batch.realTargets ?? batch.sourceLabels, realImages: true)
             values["d_pre_cls"] = loss.item
             if r1Weight > 0 {
                 let r1 = Discriminator.r1Penalty(output: logits, input: images) * r1Weight

@@ -130,6 +130,41 @@ public enum TrainingCheckpoint {
             source: "\(url.path) [discriminator]")
     }
 
+    /// Loads starting weights into `isf` from an isfgan ISF file (e.g. an exported
+    /// `final.safetensors` or the shipped editor) or from the averaged ISF of a training
+    /// checkpoint (or of a run folder's last one): a new run can continue an editor that
+    /// another run trained, with other loss weights.
+    ///
+    /// - Throws: `TrainingError` for a file that is neither, or whose recorded ISF settings
+    ///   differ from `isf`'s (the residual flag leaves no trace in the keys, so the shapes
+    ///   alone cannot tell); `StateDictError` when the tensors do not fit.
+    public static func loadISF(_ isf: ISFNetwork, from input: URL) throws {
+        let url = try TrainingExport.checkpoint(input).url
+        let file = try SafetensorsFile(contentsOf: url)
+        let meta = file.metadata
+        let recorded: ISFConfig
+        let prefix: String
+        switch meta[Key.format] {
+        case formatName:
+            recorded = try decode(ISFConfig.self, meta, Key.isfConfig, url)
+            prefix = "mapnet_ema."
+        case ISFFile.formatName:
+            recorded = try ISFFile.read(url).network.config
+            prefix = ISFFile.keyPrefix
+        default:
+            throw TrainingError.badCheckpoint(
+                url.path,
+                "metadata 'format' is \(meta[Key.format].map { "'\($0)'" } ?? "missing"), "
+                    + "expected an isfgan ISF file or training checkpoint")
+        }
+        guard recorded == isf.config else {
+            throw TrainingError.badSettings(
+                "the ISF in \(url.path) is \(recorded), but this run's settings make "
+                    + "\(isf.config)")
+        }
+        _ = try isf.load(try tensors(in: file, prefix: prefix), source: url.path)
+    }
+
     /// The tensors of `file` whose names start with `prefix`, keyed without it.
     static func tensors(in file: SafetensorsFile, prefix: String) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]

@@ -50,17 +50,26 @@ final class TrainCommandTests: XCTestCase {
         let levers = runCLI(
             smallRun(p, iters: 10) + [
                 "--dry-run", "--beta1", "0.9", "--soft-labels", "--d-pretrain", "3",
-                "--d-pretrain-r1", "2",
+                "--d-pretrain-r1", "2", "--d-pos-weight", "2,3",
             ])
         XCTAssertEqual(levers.status, 0, levers.err)
         for line in [
             "\"beta1\" : 0.9", "\"softLabels\" : true", "\"discriminatorPretrainR1\" : 2",
+            "\"d_pos_weight\" : [\n      2,\n      3\n    ]",
         ] {
             XCTAssertTrue(levers.out.contains(line), "\(line) missing from:\n\(levers.out)")
         }
         let badBeta = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--beta1", "1"])
         XCTAssertEqual(badBeta.status, 2)
         XCTAssertTrue(badBeta.err.contains("--beta1 must be in 0..<1"), badBeta.err)
+        let badWeights = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--d-pos-weight", "2"])
+        XCTAssertEqual(badWeights.status, 2)
+        XCTAssertTrue(
+            badWeights.err.contains("--d-pos-weight expects 2 positive numbers"), badWeights.err)
+        let noISF = p.out.appendingPathComponent("no-such-run").path
+        let badStart = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--isf-from", noISF])
+        XCTAssertNotEqual(badStart.status, 0)
+        XCTAssertTrue(badStart.err.contains(noISF), badStart.err)
     }
 
     func testTrainResumeAndExport() throws {

@@ -145,6 +145,30 @@ final class ObjectiveTests: XCTestCase {
         XCTAssertTrue(s.generator.namedParameters().allSatisfy { $0.parameter.grad == nil })
     }
 
+    /// `discriminatorPositiveWeights` replaces `pos_weight` in the discriminator's loss on
+    /// real images only: with the official weights moved there and the ISF's set to 1, the
+    /// discriminator's attribute term still matches the reference, and the ISF's changes.
+    func testDiscriminatorOwnPositiveWeights() throws {
+        let s = try setUpFixture()
+        let official = try XCTUnwrap(s.objective.settings.positiveWeights)
+        let d = try s.objective.discriminatorLoss(
+            s.batch, draws: DiscriminatorDraws(z: try npy("d_rndz_0"), noise: .constant))
+        s.objective.settings.positiveWeights = [Float](repeating: 1, count: official.count)
+        s.objective.settings.discriminatorPositiveWeights = official
+        let moved = try s.objective.discriminatorLoss(
+            s.batch, draws: DiscriminatorDraws(z: try npy("d_rndz_0"), noise: .constant))
+        XCTAssertEqual(moved.classification.item, d.classification.item, accuracy: 1e-6)
+        XCTAssertLessThan(relativeError(moved.classification, try npy("d_loss_cls")), 1e-4)
+        let logits = Tensor(shape: [1, official.count], [Float](repeating: -1, count: 4))
+        let ones = Tensor.full([1, official.count], 1)
+        XCTAssertEqual(
+            s.objective.classificationLoss(logits, ones).item, 1.3132616, accuracy: 1e-5,
+            "the ISF's term uses pos_weight 1: softplus(1)")
+        XCTAssertEqual(
+            s.objective.classificationLoss(logits, ones, realImages: true).item,
+            1.3132616 * official.reduce(0, +) / Float(official.count), accuracy: 1e-4)
+    }
+
     /// The diversity weight: constant by default, linear decay to zero when asked.
     func testDiversityDecay() {
         var settings = ObjectiveSettings()

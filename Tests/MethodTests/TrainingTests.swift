@@ -492,6 +492,32 @@ final class TrainingTests: XCTestCase {
         next.initialDiscriminator = dataURL.path
         XCTAssertThrowsError(
             try Trainer(settings: next, data: data, generator: g, perceptual: nil))
+
+        // ... and from its averaged ISF (`--isf-from`), a run folder or an exported file.
+        for source in [run.folder, named] {
+            var cont = s
+            cont.initialISF = source.path
+            let t = try Trainer(settings: cont, data: data, generator: g, perceptual: nil)
+            for ((k, p), ((_, a), (_, q))) in zip(
+                t.isf.namedParameters(),
+                zip(t.average.namedParameters(), trainer.average.namedParameters()))
+            {
+                XCTAssertEqual(p.value.scalars, q.value.scalars, "ISF \(k) from \(source)")
+                XCTAssertEqual(a.value.scalars, q.value.scalars, "average \(k) from \(source)")
+            }
+        }
+        var other = s
+        other.initialISF = named.path
+        other.residual = !s.residual
+        XCTAssertThrowsError(
+            try Trainer(settings: other, data: data, generator: g, perceptual: nil)
+        ) {
+            XCTAssertTrue("\($0)".contains(named.path) && "\($0)".contains("residual"), "\($0)")
+        }
+        other = s
+        other.initialISF = dataURL.appendingPathComponent("dataset.json").path
+        XCTAssertThrowsError(
+            try Trainer(settings: other, data: data, generator: g, perceptual: nil))
     }
 
     func testCorruptCheckpointIsSkippedOnResumeAndBadSettingsAreNamed() throws {
