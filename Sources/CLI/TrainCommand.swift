@@ -70,8 +70,8 @@ struct TrainCommand: Subcommand {
                     + "ffhq for 4 attributes, else none)"),
             .value(
                 "d-pos-weight", "LIST",
-                "pos_weight of the discriminator's attribute loss on real images, as "
-                    + "--pos-weight or 'data' for DATA/dataset.json's (default: --pos-weight)"),
+                "pos_weight of the discriminator's attribute loss on real images: as "
+                    + "--pos-weight, or data for DATA/dataset.json's (default: --pos-weight)"),
             .value(
                 "perceptual", "NET",
                 "perceptual network: stlpips-alex, stlpips-vgg, lpips:FILE, "
@@ -178,7 +178,8 @@ struct TrainCommand: Subcommand {
         let perceptual = try loadPerceptual(
             &settings, explicit: perceptualGiven || resumeFolder != nil, console: console)
         let trainer = try Trainer(
-            settings: settings, data: data, generator: generator, perceptual: perceptual)
+            settings: settings, data: data, generator: generator, perceptual: perceptual,
+            warmStart: resumeFolder == nil)
 
         if args.flag("dry-run") {
             try dryRun(trainer, console)
@@ -430,9 +431,11 @@ struct TrainCommand: Subcommand {
             s.objective.discriminatorPositiveWeights = fromData
         case "ffhq"?:
             s.objective.discriminatorPositiveWeights = ObjectiveSettings.ffhqPositiveWeights
+        case "none"?:
+            s.objective.discriminatorPositiveWeights = [Float](repeating: 1, count: d)
         case let text?:
             s.objective.discriminatorPositiveWeights = try weightList(
-                text, flag: "d-pos-weight", s.attributes, or: "ffhq or data")
+                text, flag: "d-pos-weight", s.attributes, or: "ffhq, data or none")
         }
         if let size = try args.int("training-size", range: 4...16384) {
             guard size & (size - 1) == 0 else {

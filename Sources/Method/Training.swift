@@ -242,13 +242,15 @@ public final class Trainer {
     public internal(set) var draws: RandomGenerator
     let timedGenerator: TimedGenerator
 
-    /// A fresh run: the ISF and the discriminator initialised from the seed.
+    /// A fresh run: the ISF and the discriminator initialised from the seed, or from the
+    /// runs that `initialISF` and `initialDiscriminator` name. `warmStart` false skips
+    /// those two (a resumed run: its checkpoint replaces them, and their files may be gone).
     ///
     /// - Throws: `TrainingError`/`ObjectiveError` for settings that do not fit the data or
     ///   the generator, `TrainingDataError` for codes of the wrong shape.
     public init(
         settings: TrainingSettings, data: TrainingDataset, generator: ImageGenerator,
-        perceptual: PerceptualLoss?
+        perceptual: PerceptualLoss?, warmStart: Bool = true
     ) throws {
         try settings.validate()
         try data.check(generator: generator)
@@ -277,7 +279,7 @@ public final class Trainer {
         }
         isf = ISFNetwork(config, seed: settings.seed)
         if settings.zeroOutputLayer == true { isf.zeroOutputLayer() }
-        if let start = settings.initialISF {
+        if warmStart, let start = settings.initialISF {
             try TrainingCheckpoint.loadISF(isf, from: URL(fileURLWithPath: start))
         }
         average = ISFNetwork(config)
@@ -291,7 +293,7 @@ public final class Trainer {
         try dConfig.validate()
         discriminator = Discriminator(
             dConfig, initialization: settings.discriminatorInit, seed: settings.seed &+ 1)
-        if let start = settings.initialDiscriminator {
+        if warmStart, let start = settings.initialDiscriminator {
             try TrainingCheckpoint.loadDiscriminator(
                 discriminator, from: URL(fileURLWithPath: start))
         }

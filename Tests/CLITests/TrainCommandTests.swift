@@ -66,6 +66,11 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(badWeights.status, 2)
         XCTAssertTrue(
             badWeights.err.contains("--d-pos-weight expects 2 positive numbers"), badWeights.err)
+        let unweighted = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--d-pos-weight", "none"])
+        XCTAssertEqual(unweighted.status, 0, unweighted.err)
+        XCTAssertTrue(
+            unweighted.out.contains("\"d_pos_weight\" : [\n      1,\n      1\n    ]"),
+            unweighted.out)
         let noISF = p.out.appendingPathComponent("no-such-run").path
         let badStart = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--isf-from", noISF])
         XCTAssertNotEqual(badStart.status, 0)

@@ -518,6 +518,14 @@ final class TrainingTests: XCTestCase {
         other.initialISF = dataURL.appendingPathComponent("dataset.json").path
         XCTAssertThrowsError(
             try Trainer(settings: other, data: data, generator: g, perceptual: nil))
+        // A resumed run skips them: its checkpoint replaces them, and they may be gone.
+        other.initialISF = out.appendingPathComponent("gone").path
+        other.initialDiscriminator = other.initialISF
+        XCTAssertThrowsError(
+            try Trainer(settings: other, data: data, generator: g, perceptual: nil))
+        XCTAssertNoThrow(
+            try Trainer(
+                settings: other, data: data, generator: g, perceptual: nil, warmStart: false))
     }
 
     func testCorruptCheckpointIsSkippedOnResumeAndBadSettingsAreNamed() throws {
