@@ -142,21 +142,18 @@ public enum TrainingCheckpoint {
         let url = try TrainingExport.checkpoint(input).url
         let file = try SafetensorsFile(contentsOf: url)
         let meta = file.metadata
-        let recorded: ISFConfig
         let prefix: String
         switch meta[Key.format] {
-        case formatName:
-            recorded = try decode(ISFConfig.self, meta, Key.isfConfig, url)
-            prefix = "mapnet_ema."
-        case ISFFile.formatName:
-            recorded = try ISFFile.read(url).network.config
-            prefix = ISFFile.keyPrefix
+        case formatName: prefix = "mapnet_ema."
+        case ISFFile.formatName: prefix = ISFFile.keyPrefix
         default:
             throw TrainingError.badCheckpoint(
                 url.path,
                 "metadata 'format' is \(meta[Key.format].map { "'\($0)'" } ?? "missing"), "
                     + "expected an isfgan ISF file or training checkpoint")
         }
+        // Both formats record the config under the same key.
+        let recorded = try decode(ISFConfig.self, meta, Key.isfConfig, url)
         guard recorded == isf.config else {
             throw TrainingError.badSettings(
                 "the ISF in \(url.path) is \(recorded), but this run's settings make "

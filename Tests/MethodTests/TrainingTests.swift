@@ -189,7 +189,8 @@ final class TrainingTests: XCTestCase {
             "the generator changed during training")
         let before = try trainer.heldOutClassificationLoss(isf: initial, count: 8)
         let after = try trainer.heldOutClassificationLoss(isf: trainer.isf, count: 8)
-        print("held-out cls: initial ISF \(before), trained \(after); train cls \(first) → \(last)")
+        print("held-out cls: initial ISF \(before), trained \(after)")
+        print("train cls: \(first) at the start, \(last) at the end")
         XCTAssertLessThan(after, before * 0.8, "held-out classification loss did not drop")
     }
 
