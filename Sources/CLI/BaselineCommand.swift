@@ -33,7 +33,8 @@ struct BaselineCommand: Subcommand {
         guard args.positional == ["fit"] else {
             throw UsageError("isfgan baseline: say 'fit' (isfgan baseline fit --data … --out …)")
         }
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(
+            args.required("out"), command: name + " fit", kind: .file(["safetensors"]))
         let data = try TrainingDataset.read(URL(fileURLWithPath: try args.required("data")))
         var options = LinearFitOptions()
         options.conditional = args.flag("conditional")

@@ -33,7 +33,8 @@ struct BenchCommand: Subcommand {
             guard size & (size - 1) == 0 else {
                 throw UsageError("isfgan bench: --size must be a power of two, got \(size)")
             }
-            let batches = try parseIntList(args.required("batch"), flag: "batch", command: name)
+            let batches = try parseIntList(
+                args.required("batch"), flag: "batch", command: name, range: 1...4096)
             let formName = try args.choice("form", ["shared", "grouped", "auto", "both"])!
             let forms: [ModulationForm] =
                 formName == "both"
@@ -86,18 +87,30 @@ struct BenchCommand: Subcommand {
 }
 
 /// Parses "1,4" or "0-7" style lists of integers.
-func parseIntList(_ text: String, flag: String, command: String) throws -> [Int] {
+func parseIntList(
+    _ text: String, flag: String, command: String, range: ClosedRange<Int> = 0...Int.max,
+    maxCount: Int = 1_000_000
+) throws -> [Int] {
+    let expected =
+        "isfgan \(command): --\(flag) expects integers in \(range.lowerBound)…"
+        + (range.upperBound == Int.max ? "" : "\(range.upperBound)")
     var out: [Int] = []
-    for part in text.split(separator: ",") {
-        let bounds = part.split(separator: "-", maxSplits: 1)
-        if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a <= b {
-            out += Array(a...b)
-        } else if let v = Int(part) {
-            out.append(v)
-        } else {
-            throw UsageError(
-                "isfgan \(command): --\(flag) expects integers like 1,4 or 0-7, got '\(text)'")
+    // Empty pieces are kept so that "-3-5" or "1,,2" is refused rather than read as 3-5 or 1,2.
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+        guard (1...2).contains(bounds.count), let a = Int(bounds[0]),
+            let b = bounds.count == 2 ? Int(bounds[1]) : a, a <= b
+        else {
+            throw UsageError("\(expected) like 1,4 or 0-7, got '\(text)'")
         }
+        guard range.contains(a), range.contains(b) else {
+            throw UsageError("\(expected), got '\(part)'")
+        }
+        guard b - a < maxCount - out.count else {
+            throw UsageError(
+                "isfgan \(command): --\(flag) '\(text)' names more than \(maxCount) values")
+        }
+        out += Array(a...b)
     }
     guard !out.isEmpty else {
         throw UsageError("isfgan \(command): --\(flag) is empty")

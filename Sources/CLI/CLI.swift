@@ -93,9 +93,31 @@ public enum CLI {
             console.err("error: \(e.message)")
             return 2
         } catch {
-            console.err("isfgan \(command.name): error: \(error)")
+            console.err("isfgan \(command.name): error: \(describeError(error))")
             return 1
         }
+    }
+
+    /// A thrown error as one readable line. Foundation's file errors print as an
+    /// `NSCocoaErrorDomain` dump; this keeps their path and their reason.
+    public static func describeError(_ error: any Error) -> String {
+        guard let cocoa = error as? CocoaError else { return "\(error)" }
+        let path =
+            (cocoa.userInfo[NSFilePathErrorKey] as? String) ?? cocoa.filePath ?? cocoa.url?.path
+        let reason: String
+        switch cocoa.code {
+        case .fileWriteFileExists: reason = "a file with that name is in the way"
+        case .fileNoSuchFile, .fileReadNoSuchFile: reason = "no such file or folder"
+        case .fileReadNoPermission, .fileWriteNoPermission: reason = "permission denied"
+        case .fileWriteOutOfSpace: reason = "the disk is full"
+        case .fileWriteVolumeReadOnly: reason = "the file system is read-only"
+        case .fileReadCorruptFile: reason = "the file is not in the expected format"
+        default:
+            let underlying = (cocoa.userInfo[NSUnderlyingErrorKey] as? NSError)?
+                .localizedDescription
+            reason = underlying ?? "error \(cocoa.code.rawValue) (\(cocoa.localizedDescription))"
+        }
+        return path.map { "\($0): \(reason)" } ?? reason
     }
 
     static func overview() -> String {

@@ -30,7 +30,7 @@ struct DatasetCommand: Subcommand {
         let generatorArg = try args.required("generator")
         let count = try args.int("count", range: 1...10_000_000)
         guard let count else { throw UsageError("isfgan dataset: --count is required") }
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .folder)
         var options = DatasetOptions(count: count)
         options.attributes = try parseAttributes(args.string("label")!)
         guard let threshold = try args.double("age-threshold"), threshold.isFinite else {

@@ -32,7 +32,7 @@ struct DemoCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let started = Date()
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .folder)
         let inputs = try args.int("inputs", range: 1...1000)!
         let styles = try args.int("styles", range: 1...64)!
         let scale = try args.int("scale", range: 1...16)!

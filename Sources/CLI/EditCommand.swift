@@ -113,6 +113,9 @@ struct EditSession {
             all = try LatentFile.codes(raw, space: space, generator: generator, file: latentsPath)
         }
         let count = all.shape[0]
+        guard count > 0 else {
+            throw UsageError("isfgan \(command): \(latentsPath) holds no codes")
+        }
         var indices = Array(0..<count)
         if let text = args.string("index") {
             indices = try parseIntList(text, flag: "index", command: command)
@@ -279,7 +282,7 @@ struct EditCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         if try LinearEdit.chosen(args) { return try LinearEdit.run(args, console) }
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .imageOrFolder)
         let styles = try args.int("styles", range: 1...4096)!
         let batch = try args.int("batch", range: 1...4096)!
         if args.has("targets") && !args.strings("set").isEmpty {

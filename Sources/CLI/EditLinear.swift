@@ -26,7 +26,7 @@ enum LinearEdit {
     }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: "edit", kind: .imageOrFolder)
         let linearPath = try args.required("linear")
         let latentsPath = try args.required("latents")
         let strength = Float(try args.double("strength")!)

@@ -78,7 +78,7 @@ struct EvalCommand: Subcommand {
         ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .folder)
         let dataURL = URL(fileURLWithPath: try args.required("data"))
         var settings = EvaluationSettings()
         settings.inputs = try args.int("inputs", range: 1...1_000_000)!

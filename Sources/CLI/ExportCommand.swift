@@ -49,5 +49,11 @@ struct ExportCommand: Subcommand {
         for url in try TrainingExport.torch(from: input, to: out) {
             console.out(url.path)
         }
+        let flags = try TrainingExport.officialLoadFlags(from: input)
+        if !flags.isEmpty {
+            console.err(
+                "the official files cannot record these settings: load them with "
+                    + "`isfgan edit --isf FILE \(flags) …`")
+        }
     }
 }

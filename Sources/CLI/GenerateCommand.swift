@@ -35,7 +35,7 @@ struct GenerateCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         _ = try args.required("generator")  // checked before anything loads
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .imageOrFolder)
         let psi = Float(try args.double("truncation")!)
         guard psi >= 0 else { throw UsageError("isfgan generate: --truncation must be ≥ 0") }
         let batch = try args.int("batch", range: 1...4096)!
@@ -53,7 +53,8 @@ struct GenerateCommand: Subcommand {
         // Codes [N, layers, width] in the generator's editing space (W+ for StyleGAN2).
         var codes: Tensor = try GradMode.withoutGradients {
             if let seedText = args.string("seeds") {
-                let seeds = try parseIntList(seedText, flag: "seeds", command: name)
+                let seeds = try parseIntList(
+                    seedText, flag: "seeds", command: name, maxCount: 100_000)
                 let z = Tensor.concat(
                     seeds.map { Tensor.randn([1, loaded.codeWidth], seed: UInt64($0)) })
                 if let g = styleGAN { return g.broadcast(g.map(z)) }

@@ -37,7 +37,10 @@ struct InterpolateCommand: Subcommand {
         ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .folder)
+        let gifPath = try args.string("gif").map {
+            try checkOutput($0, flag: "gif", command: name, kind: .file(["gif"]))
+        }
         let steps = try args.int("steps", range: 1...10_000)!
         let delay = try args.int("delay", range: 0...65535)!
         let batch = try args.int("batch", range: 1...4096)!
@@ -88,9 +91,7 @@ struct InterpolateCommand: Subcommand {
         progress.finish()
 
         let frames = (0..<steps).map { Image(tensor: images.slice(0, $0..<($0 + 1))) }
-        let gif =
-            args.string("gif").map { URL(fileURLWithPath: $0) }
-            ?? out.appendingPathComponent("interpolation.gif")
+        let gif = gifPath ?? out.appendingPathComponent("interpolation.gif")
         let gifBytes = try GIF.encode(frames, delay: delay, name: gif.path)
         if let p = args.string("save-latents") {
             try NumPy.write(codes, to: URL(fileURLWithPath: p))

@@ -36,7 +36,7 @@ struct InvertCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let imagePath = try args.required("image")
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .file(["npy"]))
         guard out.pathExtension.lowercased() == "npy" else {
             throw UsageError("isfgan invert: --out must name a .npy file, got '\(out.path)'")
         }

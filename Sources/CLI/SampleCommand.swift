@@ -44,7 +44,7 @@ struct SampleCommand: Subcommand {
         ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let out = URL(fileURLWithPath: try args.required("out"))
+        let out = try checkOutput(args.required("out"), command: name, kind: .imageOrFolder)
         let styles = try args.int("styles", range: 1...4096)!
         let batch = try args.int("batch", range: 1...4096)!
         let targetTexts = args.strings("target")

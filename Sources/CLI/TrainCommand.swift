@@ -191,7 +191,8 @@ struct TrainCommand: Subcommand {
             run = try TrainingRun.resume(trainer, folder: folder)
             console.err("resuming \(folder.path) at step \(trainer.step)")
         } else {
-            run = try TrainingRun.start(trainer, out: URL(fileURLWithPath: args.required("out")))
+            run = try TrainingRun.start(
+                trainer, out: checkOutput(args.required("out"), command: name, kind: .folder))
             console.err("run folder: \(run.folder.path)")
         }
 

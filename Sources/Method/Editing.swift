@@ -309,6 +309,14 @@ public enum LatentFile {
         if let space, !["w", "z", "wplus"].contains(space) {
             throw EditError("--space must be w, z or wplus, got '\(space)'")
         }
+        guard raw.count > 0 else {
+            throw EditError("\(file) has shape \(shape): it holds no codes")
+        }
+        // A NaN code renders as a plausible-looking image of NaN pixels clamped to black.
+        if let bad = raw.contiguous().scalars.firstIndex(where: { !$0.isFinite }) {
+            throw EditError(
+                "\(file) holds a value that is not finite (NaN or infinity) at flat index \(bad)")
+        }
         switch raw.rank {
         case 2 where space == "w" || space == "z" || (l == 1 && space == nil):
             guard raw.shape[1] == d else { throw refuse() }

@@ -172,7 +172,9 @@ public struct AttributeLabelFile {
 
     /// Which column holds each attribute: by name (case-insensitive, with the official
     /// aliases), or, when the file has exactly as many columns as there are attributes
-    /// and the names do not all match, by position.
+    /// and none of the names matches, by position (a file that names some attributes and
+    /// not others is refused: reading it by position would put a named column in the wrong
+    /// place).
     ///
     /// - Throws: `EditError` naming the attributes the file lacks.
     public func columnIndices(for attributes: AttributeNames, file: String) throws -> [Int] {
@@ -191,7 +193,9 @@ public struct AttributeLabelFile {
             }
         }
         if missing.isEmpty { return found }
-        if columns.count == attributes.names.count { return Array(columns.indices) }
+        if found.isEmpty && columns.count == attributes.names.count {
+            return Array(columns.indices)
+        }
         throw EditError(
             "\(file) has no column for \(missing.joined(separator: ", ")) (its columns: "
                 + columns.prefix(12).joined(separator: ", ")

@@ -385,6 +385,26 @@ public enum TrainingExport {
         return (last.url, true)
     }
 
+    /// The `isfgan edit` flags that an exported official checkpoint needs to behave like
+    /// its source, which the official format cannot record: `--residual` and the attribute
+    /// names (official files name none). Empty when neither applies.
+    public static func officialLoadFlags(from input: URL) throws -> String {
+        let meta = try SafetensorsFile(contentsOf: try checkpoint(input).url).metadata
+        var flags: [String] = []
+        if let text = meta[TrainingCheckpoint.Key.isfConfig],
+            let config = try? JSONDecoder().decode(ISFConfig.self, from: Data(text.utf8)),
+            config.residual
+        {
+            flags.append("--residual")
+        }
+        if let text = meta[TrainingCheckpoint.Key.attributes],
+            let names = try? JSONDecoder().decode([String].self, from: Data(text.utf8))
+        {
+            flags.append("--attributes " + names.joined(separator: ","))
+        }
+        return flags.joined(separator: " ")
+    }
+
     /// Writes the official `NNNNNN_nets_ema.ckpt` (averaged ISF, discriminator) and
     /// `NNNNNN_nets.ckpt` (live ISF, discriminator) of a training checkpoint, or of a run
     /// folder's last checkpoint, into `folder`; for an isfgan ISF file (e.g.

@@ -488,6 +488,22 @@ public final class ISFNetwork: Module {
         } catch let error as ModelError {
             throw ModelError.notRecognised(source, "\(error)")
         }
+        // The config comes from metadata that anyone can edit: a wrong width could ask for
+        // terabytes, so check its size against the tensors before allocating (a config of
+        // the right size that still does not fit fails below, with every key listed).
+        let stored = state.values.reduce(0) { $0 + $1.count }
+        // Every branch holds an inner × inner Linear, the trunk an inner × (rnd + D) one and
+        // the output at least an inner × C one.
+        let (l, i) = (Double(config.layers), Double(config.innerWidth))
+        let smallest =
+            l * i * i + i * Double(config.randomWidth + config.attributes)
+            + i * Double(config.codeWidth)
+        if smallest > Double(2 * stored + 1_000_000) {
+            throw ModelError.notRecognised(
+                source,
+                "the recorded config (\(config)) needs far more weights than the "
+                    + "\(stored) values stored")
+        }
         let net = ISFNetwork(config)
         try net.load(state, source: source)
         net.setTrainable(false)

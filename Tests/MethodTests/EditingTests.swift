@@ -95,6 +95,11 @@ final class EditingTests: XCTestCase {
                 .scalars, [1, 0])
         XCTAssertThrowsError(
             try file.labels(rows: [0], attributes: AttributeNames(["Beard"]), file: "f"))
+        // Some names match: no positional guess, which would read the age column as gender.
+        let partly = try AttributeLabelFile(text: "1\nage foo\nx 1 -1\n", file: "f")
+        XCTAssertThrowsError(
+            try partly.labels(rows: [0], attributes: AttributeNames(["gender", "age"]), file: "f")
+        ) { XCTAssertTrue("\($0)".contains("no column for gender"), "\($0)") }
     }
 
     func testKeepLayersPresetsAndRanges() throws {
