@@ -64,6 +64,16 @@ public enum CLI {
 
     /// Runs `isfgan ARGS`; returns the process exit status (0 ok, 1 failure, 2 usage).
     public static func main(_ arguments: [String], console: Console = Console()) -> Int32 {
+        if arguments.first == "--version" { return main(["version"], console: console) }
+        // Global options may also come before the command: `isfgan --threads 1 edit …`.
+        if arguments.first == "--threads", arguments.count >= 3 {
+            return main(
+                [arguments[2]] + arguments[0..<2] + arguments.dropFirst(3), console: console)
+        }
+        // `isfgan help edit` is `isfgan edit --help`.
+        if arguments.first == "help", arguments.count == 2 {
+            return main([arguments[1], "--help"], console: console)
+        }
         guard let first = arguments.first, first != "--help", first != "-h", first != "help"
         else {
             console.out(overview())
@@ -92,6 +102,8 @@ public enum CLI {
         } catch let e as UsageError {
             console.err("error: \(e.message)")
             return 2
+        } catch let e as ExitStatus {
+            return e.code
         } catch {
             console.err("isfgan \(command.name): error: \(describeError(error))")
             return 1
@@ -137,6 +149,12 @@ public enum CLI {
         lines += ["", "global options: --threads N (default: all cores; env ISFGAN_THREADS)"]
         return lines.joined(separator: "\n")
     }
+}
+
+/// Ends a command that has already said why with another status than 0 (an interrupted
+/// training run: 130, as a shell reports a process stopped by Ctrl-C).
+struct ExitStatus: Error {
+    let code: Int32
 }
 
 /// `isfgan version`

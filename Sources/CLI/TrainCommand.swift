@@ -222,6 +222,8 @@ struct TrainCommand: Subcommand {
         case .stopped(let step):
             console.out(
                 "stopped at step \(step); continue with: isfgan train --resume \(run.folder.path)")
+            // Not 0: a script that runs `train && export` must not go on with half a run.
+            throw ExitStatus(code: 130)
         }
     }
 

@@ -89,6 +89,21 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(entries, ["taken"])
     }
 
+    func testHelpVersionAndGlobalOptionsBeforeTheCommand() {
+        let threadsBefore = Threads.count
+        defer { Threads.count = threadsBefore }
+        let help = runCLI(["help", "edit"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.out.contains("--styles"), help.out)
+        let version = runCLI(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.out.hasPrefix("isfgan "), version.out)
+        let threads = runCLI(["--threads", "1", "version"])
+        XCTAssertEqual(threads.status, 0, threads.err)
+        XCTAssertTrue(threads.out.contains("threads: 1"), threads.out)
+        XCTAssertEqual(runCLI(["--threads", "0", "version"]).status, 2)
+    }
+
     func testFoundationFileErrorsReadAsOneLine() {
         let error = CocoaError(.fileWriteFileExists, userInfo: [NSFilePathErrorKey: "/tmp/x"])
         XCTAssertEqual(CLI.describeError(error), "/tmp/x: a file with that name is in the way")
