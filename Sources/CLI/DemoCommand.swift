@@ -90,7 +90,7 @@ struct DemoCommand: Subcommand {
 
         let groups = DemoResult.edits.map(\.name).joined(separator: ", ")
         console.out(
-            "edits:         \(gridURL.path)  (per row: the input, then \(styles) styles "
+            "edits:         \(gridURL.path)  (per row: the input, then \(styles) style\(styles == 1 ? "" : "s") "
                 + "each of: \(groups))")
         console.out("interpolation: \(stripURL.path), \(gifURL.path)")
         console.out("report:        \(reportURL.path)")

@@ -122,6 +122,13 @@ struct EvalCommand: Subcommand {
                 "\(summaryURL.path) cannot be read (\(error)); eval reads edits with the rule "
                     + "that labelled the data, which isfgan dataset records there")
         }
+        if let held = data.test?.count, held < settings.inputs {
+            // The report records what was measured, not what was asked for.
+            console.warn(
+                "\(dataURL.path) holds \(held) held-out inputs; evaluating those, not "
+                    + "--inputs \(settings.inputs)")
+            settings.inputs = held
+        }
         if summary.generator.sha256 != generatorSHA {
             console.warn(
                 "\(dataURL.path) was made with the generator of SHA-256 "

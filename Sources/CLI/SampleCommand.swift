@@ -78,6 +78,9 @@ struct SampleCommand: Subcommand {
             var rows: [Float] = []
             for text in targetTexts {
                 var row = labels.scalars
+                guard text.contains(where: { !$0.isWhitespace && $0 != "," }) else {
+                    throw UsageError("isfgan sample: --target '\(text)' sets nothing")
+                }
                 do {
                     for (k, v) in try session.names.assignments(
                         text.split(separator: ",").map(String.init), flag: "--target")

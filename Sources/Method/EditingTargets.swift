@@ -80,6 +80,10 @@ public struct AttributeNames: Equatable, Sendable {
         if let i = Int(key), names.indices.contains(i) { return i }
         var known = names.joined(separator: ", ")
         if isOfficial { known += " (also male, eyeglasses, smile)" }
+        if Int(key) != nil {
+            throw EditError(
+                "attribute index \(key) is out of range 0-\(names.count - 1) (\(known))")
+        }
         throw EditError("unknown attribute '\(name)'; this ISF knows \(known)")
     }
 
@@ -90,7 +94,8 @@ public struct AttributeNames: Equatable, Sendable {
     public func assignments(_ texts: [String], flag: String = "--set") throws
         -> [(index: Int, value: Float)]
     {
-        try texts.map { text in
+        var seen: [Int: String] = [:]
+        return try texts.map { text in
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
                 throw EditError("\(flag) '\(text)': expected NAME=VALUE, e.g. \(names[0])=1")
@@ -99,6 +104,13 @@ public struct AttributeNames: Equatable, Sendable {
             guard let v = Float(parts[1].trimmingCharacters(in: .whitespaces)), v.isFinite else {
                 throw EditError("\(flag) '\(text)': '\(parts[1])' is not a number (0 or 1)")
             }
+            // Two values for one attribute would silently keep the last.
+            if let earlier = seen[i] {
+                throw EditError(
+                    "\(flag) '\(text)' sets \(names[i]) again (already '\(earlier)'); give "
+                        + "each attribute once")
+            }
+            seen[i] = text
             return (i, v)
         }
     }

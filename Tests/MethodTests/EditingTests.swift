@@ -95,6 +95,14 @@ final class EditingTests: XCTestCase {
                 .scalars, [1, 0])
         XCTAssertThrowsError(
             try file.labels(rows: [0], attributes: AttributeNames(["Beard"]), file: "f"))
+        // One value per attribute; an index names its range.
+        let two = AttributeNames(["gender", "age"])
+        XCTAssertThrowsError(try two.assignments(["gender=0", "Gender=1"])) {
+            XCTAssertTrue("\($0)".contains("sets gender again"), "\($0)")
+        }
+        XCTAssertThrowsError(try two.index(of: "5")) {
+            XCTAssertTrue("\($0)".contains("index 5 is out of range 0-1"), "\($0)")
+        }
         // Some names match: no positional guess, which would read the age column as gender.
         let partly = try AttributeLabelFile(text: "1\nage foo\nx 1 -1\n", file: "f")
         XCTAssertThrowsError(
