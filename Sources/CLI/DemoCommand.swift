@@ -90,8 +90,8 @@ struct DemoCommand: Subcommand {
 
         let groups = DemoResult.edits.map(\.name).joined(separator: ", ")
         console.out(
-            "edits:         \(gridURL.path)  (per row: the input, then \(styles) style\(styles == 1 ? "" : "s") "
-                + "each of: \(groups))")
+            "edits:         \(gridURL.path)  (per row: the input, then \(styles) "
+                + "style\(styles == 1 ? "" : "s") each of: \(groups))")
         console.out("interpolation: \(stripURL.path), \(gifURL.path)")
         console.out("report:        \(reportURL.path)")
         for (e, edit) in DemoResult.edits.enumerated() {

@@ -48,7 +48,8 @@ struct EditSession {
             .value(
                 "space", "NAME",
                 "what a 2-D --latents holds: w (repeated over rows), z (mapped first), wplus "
-                    + "(default: wplus for 3-D/4-D files; required for (N, D))"),
+                    + "(default: wplus for 3-D/4-D files; required for (N, D) unless the "
+                    + "generator takes one code row, as the DCGAN does)"),
             .value("index", "LIST", "rows of --latents to use, e.g. 0,5,9 or 0-3 (default: all)"),
             .value(
                 "truncation", "PSI",
