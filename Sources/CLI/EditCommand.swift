@@ -15,6 +15,9 @@ struct EditSession {
     let codes: Tensor
     /// The rows of the latent file they came from.
     let indices: [Int]
+    /// The number of codes in that file (a label file should have as many rows).
+    let codeRows: Int
+    let console: Console
 
     /// The source labels of the one input that `interpolate` and `sample` take.
     static let singleSourceOptions: [OptionSpec] = [
@@ -143,7 +146,7 @@ struct EditSession {
         let codes = all.indexSelect(indices)  // [N, L, D]
         return EditSession(
             command: command, generator: generator, editor: editor, names: names,
-            codes: codes, indices: indices)
+            codes: codes, indices: indices, codeRows: all.shape[0], console: console)
     }
 
     var inputs: Int { codes.shape[0] }
@@ -180,6 +183,13 @@ struct EditSession {
         }
         if let path = args.string("labels") {
             let file = try AttributeLabelFile(contentsOf: URL(fileURLWithPath: path))
+            if file.rows.count != codeRows {
+                // Rows are matched by position: a different count usually means the label
+                // file of another split (train against test codes).
+                console.warn(
+                    "\(path) has \(file.rows.count) label rows for \(codeRows) codes; rows are "
+                        + "matched to codes by position")
+            }
             return try file.labels(rows: indices, attributes: names, file: path)
         }
         return nil

@@ -202,6 +202,8 @@ final class EditCommandTests: XCTestCase {
             ])
         XCTAssertEqual(ok.status, 0, ok.err)
         XCTAssertTrue(exists(out))
+        // One label row for several codes: said, since rows are matched by position.
+        XCTAssertTrue(ok.err.contains("has 1 label rows for"), ok.err)
     }
 
     func testZeroStylesIsRefused() throws {
