@@ -34,7 +34,7 @@ func checkOutput(
     let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder)
     let ext = url.pathExtension.lowercased()
     let images = ["png", "jpg", "jpeg"]
-    var wantsFile: [String]?
+    var isFile = false
     switch kind {
     case .folder:
         // A folder named like an output file is almost always a mistake (`--out x.png`).
@@ -43,10 +43,9 @@ func checkOutput(
         {
             throw fail("'\(path)' names a .\(ext) file; expected a folder")
         }
-        wantsFile = nil
     case .imageOrFolder:
         if images.contains(ext) {
-            wantsFile = images
+            isFile = true
         } else if fileExtensions.contains(ext) && !(exists && isFolder.boolValue) {
             // Other names are folders (`runs.v2`), but `out.bmp` is a format we cannot write.
             throw fail(
@@ -59,9 +58,9 @@ func checkOutput(
                 "'\(path)': expected a ."
                     + allowed.joined(separator: " or .") + " file")
         }
-        wantsFile = allowed
+        isFile = true
     }
-    if wantsFile == nil {
+    if !isFile {
         if exists && !isFolder.boolValue {
             throw fail("'\(path)' is a file; expected a folder")
         }

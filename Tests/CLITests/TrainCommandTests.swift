@@ -111,6 +111,8 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(export.status, 0, export.err)
         let ckpt = folder.appendingPathComponent("export/000002_nets_ema.ckpt")
         XCTAssertTrue(export.out.contains(ckpt.path), export.out)
+        // The attribute names do not survive in the official files: export says how to give them.
+        XCTAssertTrue(export.err.contains("isfgan edit --isf FILE --attributes "), export.err)
         let file = try TorchCheckpoint(contentsOf: ckpt)
         XCTAssertNotNil(file.root["mapnet"])
         XCTAssertNotNil(file.root["discriminator"])
