@@ -311,10 +311,12 @@ public final class DatasetBuilder {
                     diffs.append("test fraction \(old.testFraction)")
                 }
                 if old.codeShape != state.codeShape { diffs.append("code shape \(old.codeShape)") }
+                let finished = FileManager.default.fileExists(atPath: summaryURL.path)
                 throw DatasetError(
-                    "\(output.path) holds an unfinished dataset made with other settings ("
-                        + diffs.joined(separator: ", ")
-                        + "); resume it with the same settings, or choose another --out")
+                    "\(output.path) holds \(finished ? "a" : "an unfinished") dataset made with "
+                        + "other settings (" + diffs.joined(separator: ", ") + "); "
+                        + (finished ? "rerun" : "resume")
+                        + " it with the same settings, or choose another --out")
             }
             return
         }

@@ -89,6 +89,8 @@ final class DatasetCommandTests: XCTestCase {
         let other = runCLI(["dataset", "--generator", "dcgan", "--count", "300", "--out", a.path])
         XCTAssertEqual(other.status, 1)
         XCTAssertTrue(other.err.contains("count 200"), other.err)
+        // `a` is finished: not called unfinished.
+        XCTAssertTrue(other.err.contains("holds a dataset made with"), other.err)
     }
 
     /// A StyleGAN2 checkpoint: W+ codes go to wp.npy, frames are resized to the
