@@ -31,7 +31,8 @@ struct BaselineCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         guard args.positional == ["fit"] else {
-            throw UsageError("isfgan baseline: say 'fit' (isfgan baseline fit --data … --out …)")
+            throw UsageError(
+                "isfgan baseline: say 'fit' (isfgan baseline fit --data … --out …)")
         }
         let out = try checkOutput(
             args.required("out"), command: name + " fit", kind: .file(["safetensors"]))

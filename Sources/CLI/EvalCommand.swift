@@ -49,7 +49,8 @@ struct EvalCommand: Subcommand {
                     + "to the boundary)", default: "3"),
             .value("inputs", "N", "held-out inputs per repeat", default: "500"),
             .value("styles", "K", "ISF styles per input", default: "10"),
-            .value("repeats", "R", "repeats with seeds seed…seed+R-1 (mean ± std)", default: "1"),
+            .value(
+                "repeats", "R", "repeats with seeds seed…seed+R-1 (mean ± std)", default: "1"),
             .value("seed", "N", "seed of the input choice and the style vectors", default: "0"),
             .flag(
                 "official-pairs",

@@ -16,7 +16,8 @@ struct GenerateCommand: Subcommand {
             .value("latents", "FILE", "codes: z or w (N, D), W+ (N, L, D) or (N, 1, L, D)"),
             .value("space", "NAME", "what --latents holds: z, w or wplus (required for 2-D files)"),
             .flag("broadcast", "repeat a w (N, D) over all layers (same as --space w)"),
-            .value("truncation", "PSI", "truncation ψ towards the mean w (1 = none)", default: "1"),
+            .value(
+                "truncation", "PSI", "truncation ψ towards the mean w (1 = none)", default: "1"),
             .value(
                 "truncation-center", "FILE",
                 "the centre as (D) or (1, D) .npy instead of latent_avg"),
@@ -26,10 +27,12 @@ struct GenerateCommand: Subcommand {
                 default: "const"),
             .value("seed", "N", "seed for --noise random", default: "0"),
             .value("batch", "N", "images per generator run", default: "4"),
-            .value("out", "PATH", "a folder (000000.png, …) or one .png/.jpg (a grid when N > 1)"),
+            .value(
+                "out", "PATH", "a folder (000000.png, …) or one .png/.jpg (a grid when N > 1)"),
             .flag("grid", "with a folder --out, also write grid.png"),
             .value(
-                "save-latents", "FILE", "write the codes used (W+ for StyleGAN2), N × L × D .npy"),
+                "save-latents", "FILE",
+                "write the codes used (W+ for StyleGAN2), N × L × D .npy"),
             .value("save-raw", "FILE", "write the unclamped float32 NCHW images .npy"),
         ]
 

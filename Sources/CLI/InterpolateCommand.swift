@@ -15,9 +15,10 @@ struct InterpolateCommand: Subcommand {
                    (--source 1,1,0,0 | --labels list_attr.txt) --attribute gender
                    [--steps 20] [--seed 7 | --z z.npy] --out frames/
 
-        Frame k shows (1 − α)·F(w, z, d⁺) + α·F(w, z, d⁻) with α = k/steps, where d⁺ and d⁻
-        are the source labels with the attribute set to 1 and to 0. As in the paper's
-        figures, α stops at (steps − 1)/steps: the last frame is one step short of d⁻.
+        Frame k shows (1 − α)·F(w, z, d⁺) + α·F(w, z, d⁻) with α = k/steps, where
+        d⁺ and d⁻ are the source labels with the attribute set to 1 and to 0. As in the
+        paper's figures, α stops at (steps − 1)/steps: the last frame is one step short
+        of d⁻.
         \(EditSession.valueNote)
         """
     static let options: [OptionSpec] =

@@ -38,7 +38,7 @@ func checkOutput(
     switch kind {
     case .folder:
         // A folder named like an output file is almost always a mistake (`--out x.png`).
-        if ["png", "jpg", "jpeg", "gif", "npy", "npz", "safetensors", "json"].contains(ext)
+        if (images.contains(ext) || fileExtensions.contains(ext))
             && !(exists && isFolder.boolValue)
         {
             throw fail("'\(path)' names a .\(ext) file; expected a folder")

@@ -117,6 +117,7 @@ struct SampleCommand: Subcommand {
         }
         try writeImages(flat, to: out, grid: true, columns: 1 + s)
         console.err(
-            "wrote \(t) target\(t == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")
+            "wrote \(t) target\(t == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to "
+                + out.path)
     }
 }
