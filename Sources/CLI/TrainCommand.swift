@@ -60,6 +60,15 @@ struct TrainCommand: Subcommand {
                 "ds-decay", "N",
                 "decay the diversity weight linearly to 0 over N steps (default: constant, as "
                     + "the official code)"),
+            .value(
+                "ds-cap", "X",
+                "count each sample's diversity pixel distance only up to X (default: "
+                    + "unbounded, as the official code)"),
+            .value(
+                "cls-views", "N",
+                "average the ISF's classification term over N views of the edit: itself, "
+                    + "its mirror, shifted copies (1: official)", default: "1"),
+            .value("view-shift", "PX", "largest shift of those views", default: "4"),
             .value("lambda-nb", "X", "neighbouring constraint weight", default: "0.01"),
             .value("lambda-lpips", "X", "perceptual content weight", default: "1"),
             .value("lambda-lpips-cyc", "X", "perceptual cycle weight", default: "1"),
@@ -320,6 +329,12 @@ struct TrainCommand: Subcommand {
         o.imageCycle = Float(try number("lambda-src-cyc"))
         o.diversity = Float(try number("lambda-ds"))
         o.diversityDecaySteps = try args.int("ds-decay", range: 1...100_000_000)
+        if let cap = try args.double("ds-cap") {
+            guard cap > 0 else { throw UsageError("isfgan train: --ds-cap must be above 0") }
+            o.diversityCap = Float(cap)
+        }
+        o.classificationViews = try args.int("cls-views", range: 1...8)!
+        o.viewShift = try args.int("view-shift", range: 0...16)!
         o.neighbour = Float(try number("lambda-nb"))
         o.perceptual = Float(try number("lambda-lpips"))
         o.perceptualCycle = Float(try number("lambda-lpips-cyc"))

@@ -23,6 +23,17 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
     /// When set, the diversity weight falls linearly to zero over this many steps (as in
     /// StarGAN v2); nil keeps it constant (the official ISF-GAN code ignores `ds_iter`).
     public var diversityDecaySteps: Int? = nil
+    /// When set, each sample's diversity distance counts only up to this value (a hinge,
+    /// `min(mean|x' − x''|, cap)`), so the term stops buying pixel distance beyond it; nil:
+    /// unbounded, as in the official code.
+    public var diversityCap: Float? = nil
+    /// How many views of the edited image the ISF's classification term averages over:
+    /// 1 (the official code) scores x' alone; further views alternate its mirror image and
+    /// circular shifts of up to `viewShift` pixels, so that the edit must change what the
+    /// attribute head reads in every view rather than a pattern it reads in one.
+    public var classificationViews: Int = 1
+    /// The largest shift, in pixels, of the classification term's extra views.
+    public var viewShift: Int = 4
     /// `lambda_nb`: the neighbouring constraint, mean over the batch of ‖w − w'‖_F.
     public var neighbour: Float = 0.01
     /// `lambda_lpips`: perceptual distance between the edited and the source image.
@@ -52,6 +63,9 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         case imageCycle = "lambda_src_cyc"
         case diversity = "lambda_ds"
         case diversityDecaySteps = "ds_iter"
+        case diversityCap = "ds_cap"
+        case classificationViews = "cls_views"
+        case viewShift = "view_shift"
         case neighbour = "lambda_nb"
         case perceptual = "lambda_lpips"
         case perceptualCycle = "lambda_lpips_cyc"
@@ -74,6 +88,9 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         imageCycle = try value(.imageCycle, d.imageCycle)
         diversity = try value(.diversity, d.diversity)
         diversityDecaySteps = try c.decodeIfPresent(Int.self, forKey: .diversityDecaySteps)
+        diversityCap = try c.decodeIfPresent(Float.self, forKey: .diversityCap)
+        classificationViews = try value(.classificationViews, d.classificationViews)
+        viewShift = try value(.viewShift, d.viewShift)
         neighbour = try value(.neighbour, d.neighbour)
         perceptual = try value(.perceptual, d.perceptual)
         perceptualCycle = try value(.perceptualCycle, d.perceptualCycle)
@@ -93,6 +110,11 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         try c.encode(imageCycle, forKey: .imageCycle)
         try c.encode(diversity, forKey: .diversity)
         try c.encode(diversityDecaySteps, forKey: .diversityDecaySteps)  // null: constant
+        try c.encodeIfPresent(diversityCap, forKey: .diversityCap)
+        if classificationViews != 1 {  // older runs' settings read the same
+            try c.encode(classificationViews, forKey: .classificationViews)
+            try c.encode(viewShift, forKey: .viewShift)
+        }
         try c.encode(neighbour, forKey: .neighbour)
         try c.encode(perceptual, forKey: .perceptual)
         try c.encode(perceptualCycle, forKey: .perceptualCycle)
@@ -128,6 +150,15 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
         }
         if let n = diversityDecaySteps, n < 1 {
             problems.append("diversityDecaySteps must be at least 1 (or unset), got \(n)")
+        }
+        if let cap = diversityCap, !(cap > 0 && cap.isFinite) {
+            problems.append("diversityCap must be finite and positive (or unset), got \(cap)")
+        }
+        if !(1...8).contains(classificationViews) {
+            problems.append("classificationViews must be 1…8, got \(classificationViews)")
+        }
+        if !(0...16).contains(viewShift) {
+            problems.append("viewShift must be 0…16 pixels, got \(viewShift)")
         }
         let weights: [(String, Float)] = [
             ("classification", classification), ("r1", r1), ("latentCycle", latentCycle),
@@ -482,8 +513,18 @@ public final class ISFObjective {
         let editedImages = render(edited, noise: draws.noise[0])
         let neighbour = (w - edited).reshaped([b, -1]).norm(axes: [1]).mean() * settings.neighbour
         let (fakeAttributes, fakeRealism) = try discriminator(editedImages)
-        let classification =
-            classificationLoss(fakeAttributes, batch.targetLabels) * settings.classification
+        var classification = classificationLoss(fakeAttributes, batch.targetLabels)
+        if settings.classificationViews > 1 {
+            for view in 1..<settings.classificationViews {
+                let image = Self.view(
+                    editedImages, index: view, step: step,
+                    maxShift: settings.viewShift)
+                let logits = try discriminator(image).attributes
+                classification = classification + classificationLoss(logits, batch.targetLabels)
+            }
+            classification = classification / Float(settings.classificationViews)
+        }
+        classification = classification * settings.classification
         let adversarial = adversarialLoss(fakeRealism, target: 1)
 
         let cycle = try isf(codes: edited, z: draws.z[1], targets: batch.sourceLabels)
@@ -493,7 +534,9 @@ public final class ISFObjective {
 
         let second = try isf(codes: w, z: draws.z[2], targets: batch.targetLabels)
         let secondImages = render(second, noise: draws.noise[2])
-        let diversity = Loss.l1(editedImages, secondImages) * settings.diversityWeight(step: step)
+        let diversity =
+            Self.diversityDistance(editedImages, secondImages, cap: settings.diversityCap)
+            * settings.diversityWeight(step: step)
 
         var perceptualCycle = Tensor.zeros([])
         var perceptual = Tensor.zeros([])
@@ -513,6 +556,54 @@ public final class ISFObjective {
             editedCodes: edited, cycleCodes: cycle, secondCodes: second,
             editedImages: editedImages, cycleImages: cycleImages, secondImages: secondImages,
             fakeAttributes: fakeAttributes, fakeRealism: fakeRealism)
+    }
+}
+
+// MARK: - Views and the diversity hinge
+
+extension ISFObjective {
+    /// `mean|a − b|` over everything (official), or with a cap, the mean over the batch of
+    /// each sample's `min(mean|a_i − b_i|, cap)`: a sample past the cap adds no gradient.
+    static func diversityDistance(_ a: Tensor, _ b: Tensor, cap: Float?) -> Tensor {
+        guard let cap else { return Loss.l1(a, b) }
+        let n = a.shape[0]
+        let perSample = (a - b).abs().reshaped([n, -1]).mean(axes: [1])  // [B]
+        return (perSample - (perSample - cap).relu()).mean()
+    }
+
+    /// View `index` (≥ 1) of images [B, C, H, W]: odd views mirror left to right, and every
+    /// view is rolled by a shift of at most `maxShift` pixels on each axis, drawn from a
+    /// hash of (step, index) so that a run replays exactly.
+    static func view(_ images: Tensor, index: Int, step: Int, maxShift: Int) -> Tensor {
+        let (h, w) = (images.shape[2], images.shape[3])
+        var image = images
+        if index % 2 == 1 {
+            // Mirror: put W first, reverse its rows, put it back.
+            let wFirst = image.permute([3, 0, 1, 2])
+            image = wFirst.indexSelect(Array((0..<w).reversed())).permute([1, 2, 3, 0])
+        }
+        guard maxShift > 0 else { return image }
+        var state =
+            UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15
+            &+ UInt64(truncatingIfNeeded: index) &* 0xBF58_476D_1CE4_E5B9
+        func next() -> Int {  // SplitMix64, mapped to −maxShift…maxShift
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Int(z % UInt64(2 * maxShift + 1)) - maxShift
+        }
+        let (dy, dx) = (next(), next())
+        return roll(roll(image, by: dy, axis: 2, size: h), by: dx, axis: 3, size: w)
+    }
+
+    /// Circular shift by `k` along `axis` (size `size`), as `torch.roll`.
+    static func roll(_ t: Tensor, by k: Int, axis: Int, size: Int) -> Tensor {
+        let s = ((k % size) + size) % size
+        guard s != 0 else { return t }
+        return Tensor.concat(
+            [t.slice(axis, (size - s)..<size), t.slice(axis, 0..<(size - s))], axis: axis)
     }
 }
 

@@ -50,18 +50,28 @@ final class TrainCommandTests: XCTestCase {
         let levers = runCLI(
             smallRun(p, iters: 10) + [
                 "--dry-run", "--beta1", "0.9", "--soft-labels", "--d-pretrain", "3",
-                "--d-pretrain-r1", "2", "--d-pos-weight", "2,3",
+                "--d-pretrain-r1", "2", "--d-pos-weight", "2,3", "--ds-cap", "0.07",
+                "--cls-views", "4", "--view-shift", "3",
             ])
         XCTAssertEqual(levers.status, 0, levers.err)
         for line in [
             "\"beta1\" : 0.9", "\"softLabels\" : true", "\"discriminatorPretrainR1\" : 2",
-            "\"d_pos_weight\" : [\n      2,\n      3\n    ]",
+            "\"d_pos_weight\" : [\n      2,\n      3\n    ]", "\"ds_cap\" : 0.07",
+            "\"cls_views\" : 4", "\"view_shift\" : 3",
         ] {
             XCTAssertTrue(levers.out.contains(line), "\(line) missing from:\n\(levers.out)")
         }
         let badBeta = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--beta1", "1"])
         XCTAssertEqual(badBeta.status, 2)
         XCTAssertTrue(badBeta.err.contains("--beta1 must be in 0..<1"), badBeta.err)
+        for (flag, value, message) in [
+            ("--ds-cap", "0", "--ds-cap must be above 0"),
+            ("--cls-views", "9", "--cls-views"), ("--view-shift", "-1", "--view-shift"),
+        ] {
+            let bad = runCLI(smallRun(p, iters: 10) + ["--dry-run", flag, value])
+            XCTAssertEqual(bad.status, 2, "\(flag) \(value)")
+            XCTAssertTrue(bad.err.contains(message), bad.err)
+        }
         let badWeights = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--d-pos-weight", "2"])
         XCTAssertEqual(badWeights.status, 2)
         XCTAssertTrue(

@@ -118,6 +118,36 @@ final class ObjectiveTests: XCTestCase {
         XCTAssertTrue(dParams.allSatisfy(\.isTrainable))
     }
 
+    /// With two views and no shift, the classification term is the mean of the reference's
+    /// term on x' and the same cross-entropy on its mirror image; with a cap the diversity
+    /// term is smaller; every other term is the reference's.
+    func testISFStepWithViewsAndCap() throws {
+        let s = try setUpFixture()
+        let draws = ISFDraws(
+            z: [try npy("rndz_0"), try npy("rndz_1"), try npy("rndz_2")],
+            noise: [.constant, .constant, .constant])
+        s.objective.settings.classificationViews = 2
+        s.objective.settings.viewShift = 0
+        s.objective.settings.diversityCap = 0.01
+        let terms = try s.objective.isfLoss(s.batch, draws: draws)
+        let mirrored = ISFObjective.view(
+            terms.editedImages.detached(), index: 1, step: 0, maxShift: 0)
+        let mirrorLogits = try s.objective.discriminator(mirrored).attributes
+        let mirrorLoss =
+            s.objective.classificationLoss(mirrorLogits, s.batch.targetLabels).item
+            * s.objective.settings.classification
+        let expected = (try npy("loss_cls").item + mirrorLoss) / 2
+        XCTAssertEqual(terms.classification.item, expected, accuracy: 1e-4 * abs(expected))
+        XCTAssertNotEqual(terms.classification.item, try npy("loss_cls").item, accuracy: 1e-6)
+        // The reference's pixel distance is far above 0.01, so every sample is capped.
+        let weight = s.objective.settings.diversity
+        XCTAssertGreaterThan(try npy("loss_ds").item, 0.01 * weight * 1.5)
+        XCTAssertEqual(terms.diversity.item, 0.01 * weight, accuracy: 1e-6)
+        for (name, value) in [("loss_adv", terms.adversarial), ("loss_lpips", terms.perceptual)] {
+            XCTAssertLessThan(relativeError(value, try npy(name)), 1e-4, name)
+        }
+    }
+
     /// Every term of the discriminator step and the first convolution's weight gradient.
     func testDiscriminatorStepMatchesReference() throws {
         let s = try setUpFixture()
@@ -181,6 +211,58 @@ final class ObjectiveTests: XCTestCase {
         XCTAssertEqual(settings.diversityWeight(step: 150), 0)
     }
 
+    /// The capped diversity distance: each sample counts up to the cap, and a sample past
+    /// it gets no gradient; without a cap it is the official mean |a − b|.
+    func testDiversityCap() {
+        // Two samples of 4 values: mean |a − b| is 0.1 for the first, 0.5 for the second.
+        let a = Tensor(shape: [2, 1, 2, 2], [0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5])
+            .requiringGrad()
+        let b = Tensor.zeros([2, 1, 2, 2])
+        let plain = ISFObjective.diversityDistance(a, b, cap: nil)
+        XCTAssertEqual(plain.item, 0.3, accuracy: 1e-6)
+        let capped = ISFObjective.diversityDistance(a, b, cap: 0.2)
+        XCTAssertEqual(capped.item, (0.1 + 0.2) / 2, accuracy: 1e-6)
+        let g = Tensor.gradients(of: capped, withRespectTo: [a])[0].scalars
+        // d/da of mean_b mean_i |a| over the first sample: 1/(2·4); the second: 0.
+        for v in g[0..<4] { XCTAssertEqual(v, 0.125, accuracy: 1e-6) }
+        XCTAssertEqual(Array(g[4..<8]), [0, 0, 0, 0])
+    }
+
+    /// The classification term's extra views: odd ones mirror left to right, every one is
+    /// a circular shift within the limit, the same step gives the same view, and the
+    /// gradient reaches every pixel of the edit exactly once (a permutation).
+    func testClassificationViews() {
+        let (h, w) = (5, 6)
+        let values = (0..<(2 * h * w)).map(Float.init)
+        let images = Tensor(shape: [1, 2, h, w], values).requiringGrad()
+        let mirror = ISFObjective.view(images, index: 1, step: 0, maxShift: 0)
+        for y in 0..<h {
+            for x in 0..<w {
+                XCTAssertEqual(mirror.scalars[h * w + y * w + x], values[h * w + y * w + w - 1 - x])
+            }
+        }
+        let rolled = ISFObjective.roll(images.detached(), by: 2, axis: 3, size: w)
+        XCTAssertEqual(rolled.scalars[0..<6], [4, 5, 0, 1, 2, 3])
+        XCTAssertEqual(
+            ISFObjective.roll(images.detached(), by: -1, axis: 2, size: h).scalars[0..<6],
+            [6, 7, 8, 9, 10, 11])
+        var shifts = Set<[Float]>()
+        for step in 0..<20 {
+            let view = ISFObjective.view(images, index: 2, step: step, maxShift: 2)
+            XCTAssertEqual(
+                view.scalars, ISFObjective.view(images, index: 2, step: step, maxShift: 2).scalars)
+            // A circular shift of at most 2: the channel's first value moved by ≤ 2 rows/cols.
+            let at = view.scalars.firstIndex(of: 0)!
+            let (y, x) = (at / w, at % w)
+            XCTAssertTrue(min(y, h - y) <= 2 && min(x, w - x) <= 2, "\(y), \(x)")
+            XCTAssertEqual(view.scalars.sorted(), values)
+            shifts.insert(Array(view.scalars[0..<3]))
+            let g = Tensor.gradients(of: (view * view).sum() / 2, withRespectTo: [images])[0]
+            XCTAssertEqual(g.scalars, values)
+        }
+        XCTAssertGreaterThan(shifts.count, 3, "the shifts should vary with the step")
+    }
+
     /// The settings round-trip through JSON with the official defaults, and bad ones
     /// are refused with the setting's name.
     func testSettings() throws {
@@ -223,6 +305,28 @@ final class ObjectiveTests: XCTestCase {
         bad.diversityDecaySteps = 0
         XCTAssertThrowsError(try bad.validate(attributes: 4)) {
             XCTAssertTrue("\($0)".contains("diversityDecaySteps"), "\($0)")
+        }
+        for (name, change) in [
+            ("diversityCap", { (s: inout ObjectiveSettings) in s.diversityCap = 0 }),
+            ("classificationViews", { (s: inout ObjectiveSettings) in s.classificationViews = 0 }),
+            ("viewShift", { (s: inout ObjectiveSettings) in s.viewShift = 17 }),
+        ] {
+            var wrong = settings
+            change(&wrong)
+            XCTAssertThrowsError(try wrong.validate(attributes: 4)) {
+                XCTAssertTrue("\($0)".contains(name), "\($0)")
+            }
+        }
+        // The two additions are written only when set, so older runs' files read the same.
+        XCTAssertFalse(json.contains("ds_cap") || json.contains("cls_views"), json)
+        var added = settings
+        added.diversityCap = 0.07
+        added.classificationViews = 4
+        added.viewShift = 3
+        let addedData = try JSONEncoder().encode(added)
+        XCTAssertEqual(try JSONDecoder().decode(ObjectiveSettings.self, from: addedData), added)
+        for key in ["ds_cap", "cls_views", "view_shift"] {
+            XCTAssertTrue(String(decoding: addedData, as: UTF8.self).contains(key), key)
         }
     }
 
