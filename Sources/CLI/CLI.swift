@@ -100,7 +100,12 @@ public enum CLI {
             try command.run(parsed, console)
             return 0
         } catch let e as UsageError {
-            console.err("error: \(e.message)")
+            // One format for every error: "isfgan CMD: error: what" (the messages carry
+            // their own "isfgan CMD: " prefix, which moves in front of "error:").
+            let prefix = "isfgan \(command.name): "
+            let message =
+                e.message.hasPrefix(prefix) ? String(e.message.dropFirst(prefix.count)) : e.message
+            console.err("\(prefix)error: \(message)")
             return 2
         } catch let e as ExitStatus {
             return e.code

@@ -33,8 +33,9 @@ struct DatasetCommand: Subcommand {
         let out = try checkOutput(args.required("out"), command: name, kind: .folder)
         var options = DatasetOptions(count: count)
         options.attributes = try parseAttributes(args.string("label")!)
-        guard let threshold = try args.double("age-threshold"), threshold.isFinite else {
-            throw UsageError("isfgan dataset: --age-threshold must be a finite number")
+        guard let threshold = try args.double("age-threshold"), (0...120).contains(threshold)
+        else {
+            throw UsageError("isfgan dataset: --age-threshold must be an age in years, 0…120")
         }
         options.ageThreshold = Float(threshold)
         let fraction = try args.double("test-fraction")!

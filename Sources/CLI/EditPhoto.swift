@@ -69,6 +69,7 @@ final class EditPhoto {
         let perceptual = try loadPerceptualNetwork(
             settings.perceptual, flag: "invert-perceptual", command: command)
         console.warn(alignmentWarning(generator))
+        if let note = prepared.cropNote { console.warn(note) }
         console.err(
             "photo: projecting \(imagePath) (\(prepared.width)×\(prepared.height); space "
                 + "\(settings.space.rawValue), \(settings.steps) steps, "

@@ -29,7 +29,7 @@ struct EvalCommand: Subcommand {
         Writes OUT/report.json (every number, the settings, SHA-256 checksums), OUT/report.svg
         (accuracy against content distance) and OUT/grid.png (a few inputs edited by each
         method), and prints the table. Interrupted runs continue from OUT/.progress when the
-        same command is given again.
+        same command is given again; a finished run removes it.
         """
     static let options: [OptionSpec] =
         generatorOptions + [
@@ -219,6 +219,9 @@ struct EvalCommand: Subcommand {
                 columns: columns.count)
             console.err("grid.png columns: " + columns.joined(separator: " | "))
         }
+        // The report holds every number: the cells are only for continuing an interrupted
+        // run, and left behind they would refuse a rerun with other settings into OUT.
+        try? FileManager.default.removeItem(at: out.appendingPathComponent(".progress"))
         console.out(report.table())
         console.err(
             "wrote report.json, report.svg\(gridCount > 0 ? ", grid.png" : "") to \(out.path) "

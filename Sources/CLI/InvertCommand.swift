@@ -53,6 +53,7 @@ struct InvertCommand: Subcommand {
         let photo = try ProjectionPhoto.load(
             URL(fileURLWithPath: imagePath), side: generator.imageSize)
         console.warn(alignmentWarning(generator))
+        if let note = photo.cropNote { console.warn(note) }
         console.err(
             "photo: \(photo.width)×\(photo.height), \(photo.channels) channel"
                 + "\(photo.channels == 1 ? "" : "s"); space \(settings.space.rawValue), "

@@ -133,7 +133,7 @@ public struct DatasetSummary: Codable, Equatable, Sendable {
     public var train: DatasetSplitSummary
     public var test: DatasetSplitSummary
     /// Negatives / positives per attribute over the training split (the `pos_weight` of
-    /// `BCEWithLogitsLoss`); nil when an attribute has no positive sample.
+    /// `BCEWithLogitsLoss`); nil when an attribute has only one class in the split.
     public var posWeight: [String: Double?]
 
     enum CodingKeys: String, CodingKey {
@@ -424,7 +424,9 @@ public final class DatasetBuilder {
         var posWeight: [String: Double?] = [:]
         for a in options.attributes {
             let pos = train.positives[a.rawValue] ?? 0
-            posWeight[a.rawValue] = pos == 0 ? nil : Double(train.count - pos) / Double(pos)
+            // One class only: no ratio to record (0 or ∞ would be refused by training).
+            let oneClass = pos == 0 || pos == train.count
+            posWeight[a.rawValue] = oneClass ? nil : Double(train.count - pos) / Double(pos)
         }
         return DatasetSummary(
             generator: identity, codes: codeFileName,

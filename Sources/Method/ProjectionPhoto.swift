@@ -23,6 +23,18 @@ public struct ProjectionPhoto {
     /// Lower-case hex SHA-256 of the file's bytes.
     public var sha256: String
 
+    /// For a photo that is not square, a line saying which part of it is projected (nil
+    /// for a square one): a face off the centre of a wide photo is cut.
+    public var cropNote: String? {
+        guard width != height else { return nil }
+        let s = min(width, height)
+        let cut = (max(width, height) - s)
+        let sides = width > height ? "left and right" : "top and bottom"
+        return "the photo is \(width)×\(height) and not square: only its centre \(s)×\(s) "
+            + "square is used (\(cut) px cut from the \(sides)); crop it to the face first "
+            + "to choose the square"
+    }
+
     /// Reads `url` and prepares it for a generator of side `side`.
     ///
     /// - Throws: `FormatError` naming the file when it is not a PNG or JPEG or cannot be

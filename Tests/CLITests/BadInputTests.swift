@@ -40,6 +40,19 @@ final class BadInputTests: XCTestCase {
             ["bench", "generator", "--batch", "0", "--size", "16", "--repeats", "1"], status: 2,
             mentions: "--batch expects integers in 1…4096")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        // Every error reads "isfgan CMD: error: …", usage errors included.
+        let usage = runCLI(["generate", "--generator", gen, "--seeds", "-1", "--out", out])
+        XCTAssertTrue(
+            usage.err.split(separator: "\n").contains {
+                $0.hasPrefix("isfgan generate: error: --seeds")
+            }, usage.err)
+        let ages = temporaryDirectory().appendingPathComponent("ages").path
+        assertRefused(
+            [
+                "dataset", "--generator", gen, "--count", "4", "--age-threshold", "-5", "--out",
+                ages,
+            ],
+            status: 2, mentions: "--age-threshold must be an age in years")
     }
 
     func testCodesThatAreNotFiniteOrEmptyAreRefused() throws {

@@ -89,8 +89,10 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(grid.width, 9 * 64 + 10 * 2)
         XCTAssertEqual(grid.height, 2 * 64 + 3 * 2)
 
-        // The same command again reuses every saved cell and the fitted boundaries, and
-        // gives the same rows.
+        // A finished run keeps no partial cells; the same command again measures the same
+        // rows (every draw is seeded) and reuses the fitted boundaries.
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent(".progress").path))
         let again = runCLI(args)
         XCTAssertEqual(again.status, 0, again.err)
         XCTAssertTrue(again.err.contains("linear: reusing"), again.err)
@@ -101,10 +103,16 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(
             (json2["rows"] as! NSArray), (json["rows"] as! NSArray), "rows differ on rerun")
 
-        // Other settings in the same folder are refused.
+        // Other settings in a finished folder replace its report (an interrupted one,
+        // which holds cells, refuses them: see EvaluationTests).
         let changed = runCLI(args.map { $0 == "3" ? "2" : $0 })
-        XCTAssertEqual(changed.status, 1)
-        XCTAssertTrue(changed.err.contains("other settings"), changed.err)
+        XCTAssertEqual(changed.status, 0, changed.err)
+        let json3 =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: out.appendingPathComponent("report.json")))
+            as! [String: Any]
+        let settings3 = json3["settings"] as! [String: Any]
+        XCTAssertEqual(settings3["styles"] as? Int, 2, "\(settings3)")
     }
 
     func testBaselineFitAndLinearEdit() throws {

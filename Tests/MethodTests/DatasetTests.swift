@@ -130,8 +130,10 @@ final class DatasetTests: XCTestCase {
             let pos = list.rows.filter { $0.values[j] == 1 }.count
             XCTAssertEqual(json.train.positives[a], pos)
             XCTAssertEqual(json.train.positiveFraction[a]!, Double(pos) / 18, accuracy: 1e-12)
-            if pos > 0 {
+            if pos > 0 && pos < 18 {
                 XCTAssertEqual(json.posWeight[a]!!, Double(18 - pos) / Double(pos), accuracy: 1e-12)
+            } else {
+                XCTAssertNil(json.posWeight[a]!, "one class only: no ratio")
             }
         }
         XCTAssertEqual(json.labelRules["age"]?.contains("35"), true)

@@ -195,6 +195,10 @@ final class ProjectionTests: XCTestCase {
         let photo = try ProjectionPhoto.load(url, side: 2)
         XCTAssertEqual(photo.tensor.shape, [1, 3, 2, 2])
         XCTAssertEqual([photo.width, photo.height, photo.channels], [12, 6, 3])
+        XCTAssertEqual(
+            photo.cropNote,
+            "the photo is 12×6 and not square: only its centre 6×6 square is used (6 px cut "
+                + "from the left and right); crop it to the face first to choose the square")
         let expected: [Float] = [200, 100, 0].flatMap { Array(repeating: $0 / 127.5 - 1, count: 4) }
         assertClose(photo.tensor, Tensor(shape: [1, 3, 2, 2], expected), atol: 1e-6, rtol: 0)
 
@@ -205,6 +209,7 @@ final class ProjectionTests: XCTestCase {
         let t = try ProjectionPhoto.load(try write(tall, "t.png"), side: 8)
         XCTAssertEqual(t.tensor.shape, [1, 3, 8, 8])
         XCTAssertEqual(t.tensor.scalars.min(), 1)
+        XCTAssertTrue(t.cropNote?.contains("top and bottom") == true, "\(t.cropNote ?? "")")
     }
 
     func testGrayAndSixteenBitPhotosBecomeRGB() throws {
