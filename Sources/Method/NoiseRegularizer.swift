@@ -26,8 +26,8 @@ public enum NoiseRegularizer {
                 "NoiseRegularizer: map \(describe(map.shape)), want [1, 1, S, S]")
             var n = map
             while true {
-                let x = (n * rolledByOne(n, axis: 3)).mean()
-                let y = (n * rolledByOne(n, axis: 2)).mean()
+                let x = (n * n.rolled(by: 1, axis: 3)).mean()
+                let y = (n * n.rolled(by: 1, axis: 2)).mean()
                 let term = x.squared() + y.squared()
                 total = total.map { $0 + term } ?? term
                 if n.shape[2] <= coarsestSide || n.shape[2] % 2 != 0 { break }
@@ -35,14 +35,6 @@ public enum NoiseRegularizer {
             }
         }
         return total ?? Tensor.zeros([])
-    }
-
-    /// `x` shifted by one position along `axis` with wrap-around (`torch.roll(x, 1, axis)`):
-    /// the last slice comes first.
-    static func rolledByOne(_ x: Tensor, axis: Int) -> Tensor {
-        let s = x.shape[axis]
-        guard s > 1 else { return x }
-        return Tensor.concat([x.slice(axis, (s - 1)..<s), x.slice(axis, 0..<(s - 1))], axis: axis)
     }
 
     /// The map shifted to zero mean and scaled to unit (population) variance; a constant

@@ -28,9 +28,9 @@ public struct ObjectiveSettings: Codable, Equatable, Sendable {
     /// unbounded, as in the official code.
     public var diversityCap: Float? = nil
     /// How many views of the edited image the ISF's classification term averages over:
-    /// 1 (the official code) scores x' alone; further views alternate its mirror image and
-    /// circular shifts of up to `viewShift` pixels, so that the edit must change what the
-    /// attribute head reads in every view rather than a pattern it reads in one.
+    /// 1 (the official code) scores x' alone; each further view is x' circularly shifted by
+    /// up to `viewShift` pixels, every other one also mirrored, so that the edit must change
+    /// what the attribute head reads in every view rather than a pattern it reads in one.
     public var classificationViews: Int = 1
     /// The largest shift, in pixels, of the classification term's extra views.
     public var viewShift: Int = 4
@@ -575,13 +575,7 @@ extension ISFObjective {
     /// view is rolled by a shift of at most `maxShift` pixels on each axis, drawn from a
     /// hash of (step, index) so that a run replays exactly.
     static func view(_ images: Tensor, index: Int, step: Int, maxShift: Int) -> Tensor {
-        let (h, w) = (images.shape[2], images.shape[3])
-        var image = images
-        if index % 2 == 1 {
-            // Mirror: put W first, reverse its rows, put it back.
-            let wFirst = image.permute([3, 0, 1, 2])
-            image = wFirst.indexSelect(Array((0..<w).reversed())).permute([1, 2, 3, 0])
-        }
+        let image = index % 2 == 1 ? images.flipped(axis: 3) : images
         guard maxShift > 0 else { return image }
         var state =
             UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15
@@ -595,15 +589,7 @@ extension ISFObjective {
             return Int(z % UInt64(2 * maxShift + 1)) - maxShift
         }
         let (dy, dx) = (next(), next())
-        return roll(roll(image, by: dy, axis: 2, size: h), by: dx, axis: 3, size: w)
-    }
-
-    /// Circular shift by `k` along `axis` (size `size`), as `torch.roll`.
-    static func roll(_ t: Tensor, by k: Int, axis: Int, size: Int) -> Tensor {
-        let s = ((k % size) + size) % size
-        guard s != 0 else { return t }
-        return Tensor.concat(
-            [t.slice(axis, (size - s)..<size), t.slice(axis, 0..<(size - s))], axis: axis)
+        return image.rolled(by: dy, axis: 2).rolled(by: dx, axis: 3)
     }
 }
 

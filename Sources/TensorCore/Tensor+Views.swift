@@ -146,6 +146,26 @@ extension Tensor {
         }
     }
 
+    /// Shifted by `k` positions along `axis` with wrap-around (`torch.roll(x, k, axis)`): a
+    /// positive `k` brings the last `k` slices first.
+    public func rolled(by k: Int, axis: Int) -> Tensor {
+        let a = must { try Shape.axis(axis, rank: rank, op: "rolled") }
+        let n = shape[a]
+        guard n > 1 else { return self }
+        let s = ((k % n) + n) % n
+        guard s != 0 else { return self }
+        return Tensor.concat([slice(a, (n - s)..<n), slice(a, 0..<(n - s))], axis: a)
+    }
+
+    /// Reversed along `axis` (`torch.flip(x, [axis])`); a copy.
+    public func flipped(axis: Int) -> Tensor {
+        let a = must { try Shape.axis(axis, rank: rank, op: "flipped") }
+        // indexSelect works on axis 0: bring `a` there and back.
+        var order = Array(0..<rank)
+        order.swapAt(0, a)
+        return permute(order).indexSelect(Array((0..<shape[a]).reversed())).permute(order)
+    }
+
     /// The inverse of `slice` for gradients: zeros of `shape` with `self` placed at
     /// `range` (with `step`) along `axis`.
     func unsliced(into fullShape: [Int], axis: Int, range: Range<Int>, step: Int) -> Tensor {

@@ -126,8 +126,8 @@ final class ProjectionTests: XCTestCase {
 
     func testRollByOneMovesTheLastSliceFirst() {
         let x = Tensor.arange(0, 6).reshaped([1, 1, 2, 3])  // rows [0 1 2], [3 4 5]
-        XCTAssertEqual(NoiseRegularizer.rolledByOne(x, axis: 3).scalars, [2, 0, 1, 5, 3, 4])
-        XCTAssertEqual(NoiseRegularizer.rolledByOne(x, axis: 2).scalars, [3, 4, 5, 0, 1, 2])
+        XCTAssertEqual(x.rolled(by: 1, axis: 3).scalars, [2, 0, 1, 5, 3, 4])
+        XCTAssertEqual(x.rolled(by: 1, axis: 2).scalars, [3, 4, 5, 0, 1, 2])
     }
 
     func testNormalizedMapsHaveZeroMeanAndUnitVariance() {

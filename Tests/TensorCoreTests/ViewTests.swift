@@ -42,6 +42,20 @@ final class ViewTests: XCTestCase {
         XCTAssertEqual(x.indexSelect([1, 0, 1]).scalars[0], 12)
     }
 
+    /// `torch.roll` and `torch.flip` on one axis: wrap-around both ways, any axis.
+    func testRolledAndFlipped() {
+        let r = Tensor(shape: [2, 3], [0, 1, 2, 3, 4, 5])
+        XCTAssertEqual(r.rolled(by: 1, axis: 1).scalars, [2, 0, 1, 5, 3, 4])
+        XCTAssertEqual(r.rolled(by: -1, axis: 1).scalars, [1, 2, 0, 4, 5, 3])
+        XCTAssertEqual(r.rolled(by: 4, axis: 1).scalars, r.rolled(by: 1, axis: 1).scalars)
+        XCTAssertEqual(r.rolled(by: 1, axis: 0).scalars, [3, 4, 5, 0, 1, 2])
+        XCTAssertEqual(r.rolled(by: 3, axis: -1).scalars, r.scalars)
+        XCTAssertEqual(r.flipped(axis: 1).scalars, [2, 1, 0, 5, 4, 3])
+        XCTAssertEqual(r.flipped(axis: 0).scalars, [3, 4, 5, 0, 1, 2])
+        XCTAssertEqual(x.flipped(axis: 2).flipped(axis: 2).scalars, x.scalars)
+        XCTAssertEqual(x.flipped(axis: 1).shape, x.shape)
+    }
+
     func testConcatStackSplitChunk() {
         let a = Tensor(shape: [2, 2], [1, 2, 3, 4]), b = Tensor(shape: [2, 1], [5, 6])
         XCTAssertEqual(Tensor.concat([a, b], axis: 1).scalars, [1, 2, 5, 3, 4, 6])
@@ -70,6 +84,8 @@ final class ViewTests: XCTestCase {
             ("stack", { Tensor.stack([$0, $0 * 2], axis: 0) }),
             ("split", { $0.split([3, 1], axis: 2)[0] }),
             ("chunk", { $0.chunk(2, axis: 2)[1] }),
+            ("rolled", { $0.rolled(by: -2, axis: 2).rolled(by: 1, axis: 1) }),
+            ("flipped", { $0.flipped(axis: 1) }),
             ("contiguous", { $0.transposed(0, 1).contiguous() }),
             ("unsqueeze+squeeze", { $0.unsqueezed(0).squeezed(0).flattened(from: 1) }),
         ]
