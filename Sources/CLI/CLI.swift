@@ -70,6 +70,16 @@ public enum CLI {
             return main(
                 [arguments[2]] + arguments[0..<2] + arguments.dropFirst(3), console: console)
         }
+        if let first = arguments.first, first.hasPrefix("--threads="), arguments.count >= 2 {
+            let value = String(first.dropFirst("--threads=".count))
+            return main(["--threads", value] + arguments.dropFirst(), console: console)
+        }
+        if let first = arguments.first, first == "--threads" || first.hasPrefix("--threads=") {
+            console.err(
+                "isfgan: error: --threads N goes before a command, as in "
+                    + "'isfgan --threads 1 edit …'; see 'isfgan --help'")
+            return 2
+        }
         // `isfgan help edit` is `isfgan edit --help`.
         if arguments.first == "help", arguments.count == 2 {
             return main([arguments[1], "--help"], console: console)
@@ -80,7 +90,7 @@ public enum CLI {
             return 0
         }
         guard let command = commands.first(where: { $0.name == first }) else {
-            console.err("isfgan: unknown command '\(first)'; see 'isfgan --help'")
+            console.err("isfgan: error: unknown command '\(first)'; see 'isfgan --help'")
             return 2
         }
         let specs = command.options + globalOptions
@@ -130,11 +140,28 @@ public enum CLI {
         case .fileWriteVolumeReadOnly: reason = "the file system is read-only"
         case .fileReadCorruptFile: reason = "the file is not in the expected format"
         default:
+            if let path, let file = fileInTheWay(of: path) {
+                // Foundation reports "unknown error 512" when a parent is a plain file.
+                return "\(path): \(file) is a file, not a folder"
+            }
             let underlying = (cocoa.userInfo[NSUnderlyingErrorKey] as? NSError)?
                 .localizedDescription
             reason = underlying ?? "error \(cocoa.code.rawValue) (\(cocoa.localizedDescription))"
         }
         return path.map { "\($0): \(reason)" } ?? reason
+    }
+
+    /// The nearest existing ancestor of `path` when it is a plain file (nil otherwise).
+    static func fileInTheWay(of path: String) -> String? {
+        var ancestor = URL(fileURLWithPath: path).deletingLastPathComponent()
+        while ancestor.path != "/" && !ancestor.path.isEmpty {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isFolder) {
+                return isFolder.boolValue ? nil : ancestor.path
+            }
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+        return nil
     }
 
     static func overview() -> String {

@@ -124,8 +124,8 @@ struct DemoCommand: Subcommand {
         else {
             throw UsageError(
                 "isfgan demo: the ISF models/\(shippedISF) is not in the current folder or "
-                    + "next to the isfgan build; give --isf (no trained editor ships yet: "
-                    + "scripts/train-demo trains one)")
+                    + "next to the isfgan build; run it from the repository, or give --isf "
+                    + "FILE (the repository ships it; scripts/train-demo trains another)")
         }
         return found
     }

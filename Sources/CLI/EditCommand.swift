@@ -294,6 +294,13 @@ struct EditCommand: Subcommand {
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         if try LinearEdit.chosen(args) { return try LinearEdit.run(args, console) }
         let out = try checkOutput(args.required("out"), command: name, kind: .imageOrFolder)
+        // The side files too, before any rendering.
+        let latentsOut = try args.string("save-latents").map {
+            try checkOutput($0, flag: "save-latents", command: name, kind: .file(["npy"]))
+        }
+        let rawOut = try args.string("save-raw").map {
+            try checkOutput($0, flag: "save-raw", command: name, kind: .file(["npy"]))
+        }
         let styles = try args.int("styles", range: 1...4096)!
         let batch = try args.int("batch", range: 1...4096)!
         if args.has("targets") && !args.strings("set").isEmpty {
@@ -348,10 +355,8 @@ struct EditCommand: Subcommand {
         let images = result.images
         let shown = photo?.withPhotoColumn(images) ?? images  // [N, columns, 3, H, W]
         let flat = shown.reshaped([n * shown.shape[1]] + Array(images.shape.dropFirst(2)))
-        if let p = args.string("save-latents") {
-            try NumPy.write(result.codes, to: URL(fileURLWithPath: p))
-        }
-        if let p = args.string("save-raw") { try NumPy.write(images, to: URL(fileURLWithPath: p)) }
+        if let latentsOut { try NumPy.write(result.codes, to: latentsOut) }
+        if let rawOut { try NumPy.write(images, to: rawOut) }
         try writeImages(flat, to: out, grid: true, columns: shown.shape[1])
         console.err(
             "wrote \(n) input\(n == 1 ? "" : "s") × \(s) style\(s == 1 ? "" : "s") to \(out.path)")

@@ -27,6 +27,9 @@ enum LinearEdit {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let out = try checkOutput(args.required("out"), command: "edit", kind: .imageOrFolder)
+        let latentsOut = try args.string("save-latents").map {
+            try checkOutput($0, flag: "save-latents", command: "edit", kind: .file(["npy"]))
+        }
         let linearPath = try args.required("linear")
         let latentsPath = try args.required("latents")
         let strength = Float(try args.double("strength")!)
@@ -100,9 +103,9 @@ enum LinearEdit {
                         noise: .constant)
                 })
         }
-        if let p = args.string("save-latents") {
+        if let latentsOut {
             let shape = [n, 1] + Array(codes.shape.dropFirst())
-            try NumPy.write(edited.reshaped(shape), to: URL(fileURLWithPath: p))
+            try NumPy.write(edited.reshaped(shape), to: latentsOut)
         }
         try writeImages(Tensor.concat(parts), to: out, grid: true, columns: 2)
         console.err(

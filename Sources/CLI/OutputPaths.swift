@@ -64,6 +64,10 @@ func checkOutput(
         if exists && !isFolder.boolValue {
             throw fail("'\(path)' is a file; expected a folder")
         }
+        // A folder is created with its parents: none of them may be a file.
+        if let file = CLI.fileInTheWay(of: url.path) {
+            throw fail("'\(path)': \(file) is a file, not a folder")
+        }
         return url
     }
     if exists && isFolder.boolValue {
@@ -71,10 +75,12 @@ func checkOutput(
     }
     let parent = url.deletingLastPathComponent()
     var parentIsFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: parent.path, isDirectory: &parentIsFolder),
-        parentIsFolder.boolValue
+    guard FileManager.default.fileExists(atPath: parent.path, isDirectory: &parentIsFolder)
     else {
         throw fail("'\(path)': the folder \(parent.path) does not exist")
+    }
+    guard parentIsFolder.boolValue else {
+        throw fail("'\(path)': \(parent.path) is a file, not a folder")
     }
     return url
 }

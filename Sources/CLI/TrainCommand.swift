@@ -306,6 +306,12 @@ struct TrainCommand: Subcommand {
             guard v >= min else {
                 throw UsageError("isfgan train: --\(name) must be at least \(min), got \(v)")
             }
+            // Weights and rates are stored as Float: 1e300 would become infinity.
+            guard Float(v).isFinite else {
+                throw UsageError(
+                    "isfgan train: --\(name) \(v) is too large (at most \(Float.greatestFiniteMagnitude))"
+                )
+            }
             return v
         }
         s.learningRate = try number("lr")
@@ -330,7 +336,10 @@ struct TrainCommand: Subcommand {
         o.diversity = Float(try number("lambda-ds"))
         o.diversityDecaySteps = try args.int("ds-decay", range: 1...100_000_000)
         if let cap = try args.double("ds-cap") {
-            guard cap > 0 else { throw UsageError("isfgan train: --ds-cap must be above 0") }
+            guard Float(cap) > 0, Float(cap).isFinite else {
+                throw UsageError(
+                    "isfgan train: --ds-cap must be a finite number above 0, got \(cap)")
+            }
             o.diversityCap = Float(cap)
         }
         o.classificationViews = try args.int("cls-views", range: 1...8)!
@@ -350,8 +359,13 @@ struct TrainCommand: Subcommand {
         s.initialISF = args.string("isf-from")
         if args.flag("soft-labels") { s.softLabels = true }
         if let n = try args.int("d-pretrain", range: 0...100_000_000), n > 0 {
+            guard n < s.iterations else {
+                throw UsageError(
+                    "isfgan train: --d-pretrain (\(n)) must be below --iters (\(s.iterations)): "
+                        + "the pre-training steps are the first of the run's iterations")
+            }
             s.discriminatorPretrainSteps = n
-            s.discriminatorPretrainLearningRate = try args.double("d-pretrain-lr")!
+            s.discriminatorPretrainLearningRate = try number("d-pretrain-lr")
             s.discriminatorPretrainBatch = try args.int("d-pretrain-batch", range: 1...4096)
             let r1 = try number("d-pretrain-r1")
             if r1 > 0 { s.discriminatorPretrainR1 = Float(r1) }
@@ -368,9 +382,28 @@ struct TrainCommand: Subcommand {
     }
 
     /// The `pos_weight` that `isfgan dataset` wrote into `DATA/dataset.json`, in the order
-    /// of `attributes`; nil when the file is absent or lacks one of them.
-    static func datasetPositiveWeights(data: TrainingDataset, attributes: [String]) throws
-        -> [Float]?
+    /// of `attributes`; nil when the file is absent or has none of them. An attribute it
+    /// has no ratio for (one class only in the split) weighs 1, with a warning.
+    static func datasetPositiveWeights(
+        data: TrainingDataset, attributes: [String], _ console: Console
+    ) throws -> [Float]? {
+        guard let found = try recordedPositiveWeights(data: data, attributes: attributes),
+            found.contains(where: { $0 != nil })
+        else { return nil }
+        let missing = zip(attributes, found).filter { $0.1 == nil }.map(\.0)
+        if !missing.isEmpty {
+            console.warn(
+                "\(data.root.path)/dataset.json has no pos_weight for "
+                    + missing.joined(separator: ", ")
+                    + " (one class only in its training split): it weighs 1")
+        }
+        return found.map { $0 ?? 1 }
+    }
+
+    /// Each attribute's recorded `pos_weight` (nil where none is recorded); nil when
+    /// `DATA/dataset.json` is absent.
+    static func recordedPositiveWeights(data: TrainingDataset, attributes: [String]) throws
+        -> [Float?]?
     {
         let url = data.root.appendingPathComponent("dataset.json")
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
@@ -380,12 +413,12 @@ struct TrainCommand: Subcommand {
         } catch {
             throw UsageError("isfgan train: \(url.path) is not a dataset summary: \(error)")
         }
-        var weights: [Float] = []
-        for name in attributes {
-            guard let w = summary.posWeight[name] ?? nil, w > 0, w.isFinite else { return nil }
-            weights.append(Float(w))
+        return attributes.map { name in
+            guard let w = summary.posWeight[name] ?? nil, w > 0, Float(w).isFinite else {
+                return nil
+            }
+            return Float(w)
         }
-        return weights
     }
 
     /// One positive number per attribute from `--FLAG a,b,…`.
@@ -415,7 +448,9 @@ struct TrainCommand: Subcommand {
         let d = s.attributes.count
         switch args.string("pos-weight") {
         case nil:
-            if let fromData = try datasetPositiveWeights(data: data, attributes: s.attributes) {
+            if let fromData = try datasetPositiveWeights(
+                data: data, attributes: s.attributes, console)
+            {
                 // What `isfgan dataset` measured on this data's training split.
                 s.objective.positiveWeights = fromData
                 console.err(
@@ -440,11 +475,13 @@ struct TrainCommand: Subcommand {
         case nil: break
         case "data"?:
             guard
-                let fromData = try datasetPositiveWeights(data: data, attributes: s.attributes)
+                let fromData = try datasetPositiveWeights(
+                    data: data, attributes: s.attributes, console)
             else {
                 throw UsageError(
-                    "isfgan train: --d-pos-weight data: \(data.root.path)/dataset.json has no "
-                        + "pos_weight for every attribute")
+                    "isfgan train: --d-pos-weight data: \(data.root.path)/dataset.json is "
+                        + "missing or records no pos_weight for "
+                        + s.attributes.joined(separator: ", "))
             }
             s.objective.discriminatorPositiveWeights = fromData
         case "ffhq"?:

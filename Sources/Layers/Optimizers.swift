@@ -137,7 +137,8 @@ public func updateMovingAverage(_ average: Module, toward model: Module, beta: F
 ///     f(t) = w₀ + t·(peak − w₀)/T_w                   for t < T_w
 ///     f(t) = floor + ½(peak − floor)(1 + cos(π t / T))  otherwise
 ///
-/// Iteration i (0-based) runs with f(i − 1), and with w₀ at i = 0.
+/// Iteration i (0-based) runs with f(i − 1), and with w₀ at i = 0 (the reference's
+/// scheduler steps after the optimiser); without a warm-up, iteration 0 runs at the peak.
 public struct CosineSchedule: Codable, Sendable, Equatable {
     public var peak: Double
     public var floor: Double = 5e-6
@@ -166,6 +167,6 @@ public struct CosineSchedule: Codable, Sendable, Equatable {
 
     /// The rate iteration `i` runs with.
     public func rate(forIteration i: Int) -> Double {
-        i == 0 ? warmupStart : value(at: i - 1)
+        i == 0 ? (warmupSteps > 0 ? warmupStart : value(at: 0)) : value(at: i - 1)
     }
 }

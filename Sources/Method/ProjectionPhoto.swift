@@ -31,8 +31,8 @@ public struct ProjectionPhoto {
         let cut = (max(width, height) - s)
         let sides = width > height ? "left and right" : "top and bottom"
         return "the photo is \(width)×\(height) and not square: only its centre \(s)×\(s) "
-            + "square is used (\(cut) px cut from the \(sides)); crop it to the face first "
-            + "to choose the square"
+            + "square is used (\(cut) px cut in all, split between the \(sides)); crop it "
+            + "to the face first to choose the square"
     }
 
     /// Reads `url` and prepares it for a generator of side `side`.

@@ -435,8 +435,7 @@ public final class Trainer {
     func checkFinite(_ values: [String: Float], step i: Int, phase: String) throws {
         guard let bad = values.first(where: { !$0.value.isFinite }) else { return }
         throw TrainingError.badRun(
-            "\(phase) diverged at step \(i): \(bad.key) is \(bad.value); the last "
-                + "checkpoint holds the state before it")
+            "\(phase) diverged at step \(i): \(bad.key) is \(bad.value)")
     }
 
     /// Per attribute, the share of rows whose logit falls on the side of its 0/1 label:

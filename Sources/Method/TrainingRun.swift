@@ -224,7 +224,20 @@ public final class TrainingRun {
         let end = min(until ?? s.iterations, s.iterations)
         var recent: [Double] = []
         while trainer.step < end {
-            var record = try trainer.trainStep()
+            var record: TrainingStepRecord
+            do {
+                record = try trainer.trainStep()
+            } catch TrainingError.badRun(let why) {
+                // Say where a restart can come from, and keep the event in log.txt.
+                let saved = Self.checkpoints(in: folder).last
+                let message =
+                    why + "; "
+                    + (saved.map { "the last checkpoint, step \($0.step), holds an earlier state" }
+                        ?? "no checkpoint was saved before it")
+                    + " (a lower --lr or other loss weights may keep it finite)"
+                try? log(message)
+                throw TrainingError.badRun(message)
+            }
             let done = trainer.step
             // Held-out attribute accuracy at each sample point and when pre-training ends.
             let heldOut =

@@ -115,6 +115,39 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(threads.status, 0, threads.err)
         XCTAssertTrue(threads.out.contains("threads: 1"), threads.out)
         XCTAssertEqual(runCLI(["--threads", "0", "version"]).status, 2)
+        let joined = runCLI(["--threads=1", "version"])
+        XCTAssertEqual(joined.status, 0, joined.err)
+        XCTAssertTrue(joined.out.contains("threads: 1"), joined.out)
+        let alone = runCLI(["--threads", "1"])
+        XCTAssertEqual(alone.status, 2)
+        XCTAssertTrue(alone.err.contains("goes before a command"), alone.err)
+        let unknown = runCLI(["nosuch"])
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertTrue(unknown.err.hasPrefix("isfgan: error: unknown command 'nosuch'"), unknown.err)
+    }
+
+    /// A plain file where a folder of the output path should be: named before any work,
+    /// and Foundation's "error 512" for it reads as one line too.
+    func testAFileInTheOutputPathIsNamed() throws {
+        let tmp = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("plain")
+        try Data().write(to: file)
+        let gen = try tinyGenerator()
+        assertRefused(
+            [
+                "generate", "--generator", gen, "--seeds", "0",
+                "--out", file.appendingPathComponent("sub/deeper").path,
+            ], status: 2, mentions: "\(file.path) is a file, not a folder")
+        assertRefused(
+            [
+                "generate", "--generator", gen, "--seeds", "0",
+                "--out", file.appendingPathComponent("g.png").path,
+            ], status: 2, mentions: "\(file.path) is a file, not a folder")
+        let error = CocoaError(
+            .fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path + "/sub"])
+        XCTAssertEqual(
+            CLI.describeError(error), "\(file.path)/sub: \(file.path) is a file, not a folder")
     }
 
     func testFoundationFileErrorsReadAsOneLine() {

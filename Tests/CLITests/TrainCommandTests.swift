@@ -65,7 +65,11 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(badBeta.status, 2)
         XCTAssertTrue(badBeta.err.contains("--beta1 must be in 0..<1"), badBeta.err)
         for (flag, value, message) in [
-            ("--ds-cap", "0", "--ds-cap must be above 0"),
+            ("--ds-cap", "0", "--ds-cap must be a finite number above 0"),
+            ("--ds-cap", "1e300", "--ds-cap must be a finite number above 0"),
+            ("--lambda-ds", "1e300", "--lambda-ds 1e+300 is too large"),
+            ("--lr", "1e39", "--lr 1e+39 is too large"),
+            ("--d-pretrain", "10", "--d-pretrain (10) must be below --iters (10)"),
             ("--cls-views", "9", "--cls-views"), ("--view-shift", "-1", "--view-shift"),
         ] {
             let bad = runCLI(smallRun(p, iters: 10) + ["--dry-run", flag, value])
@@ -85,6 +89,42 @@ final class TrainCommandTests: XCTestCase {
         let badStart = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--isf-from", noISF])
         XCTAssertNotEqual(badStart.status, 0)
         XCTAssertTrue(badStart.err.contains(noISF), badStart.err)
+    }
+
+    /// `dataset.json` with no ratio for one attribute (one class only): the others keep
+    /// theirs and that one weighs 1, with a warning naming it.
+    func testDatasetPositiveWeightsWithAOneClassAttribute() throws {
+        let p = try setUpRun()
+        let summary = """
+            {"age_threshold": 35, "attributes": ["Attr0", "Attr1"], "chunk_size": 100,
+             "code_shape": [1, 4], "codes": "z.npy", "count": 6, "format": "isfgan-dataset",
+             "generator": {"file": "g", "kind": "dcgan", "sha256": "0", "summary": "g"},
+             "label_rules": {}, "pos_weight": {"Attr0": 1.5, "Attr1": null}, "seed": 0,
+             "test": {"count": 2, "positive_fraction": {}, "positives": {}},
+             "test_fraction": 0.3,
+             "train": {"count": 4, "positive_fraction": {}, "positives": {}}, "version": 1}
+            """
+        try Data(summary.utf8).write(to: p.data.appendingPathComponent("dataset.json"))
+        let r = runCLI(smallRun(p, iters: 10) + ["--dry-run", "--d-pos-weight", "data"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("no pos_weight for Attr1"), r.err)
+        XCTAssertTrue(r.out.contains("\"pos_weight\" : [\n      1.5,\n      1\n    ]"), r.out)
+        XCTAssertTrue(r.out.contains("\"d_pos_weight\" : [\n      1.5,\n      1\n    ]"), r.out)
+    }
+
+    /// A run that diverges stops with the value that went bad, says whether a checkpoint
+    /// exists to restart from, and keeps the event in log.txt.
+    func testDivergenceIsReportedAndLogged() throws {
+        let p = try setUpRun()
+        let r = runCLI(smallRun(p, iters: 6) + ["--lr", "1e30"])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains("diverged at step"), r.err)
+        XCTAssertTrue(
+            r.err.contains("no checkpoint was saved before it")
+                || r.err.contains("the last checkpoint, step"), r.err)
+        let run = p.out.appendingPathComponent("00000-cli")
+        let log = try String(contentsOf: run.appendingPathComponent("log.txt"), encoding: .utf8)
+        XCTAssertTrue(log.contains("diverged at step"), log)
     }
 
     func testTrainResumeAndExport() throws {

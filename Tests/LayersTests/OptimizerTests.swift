@@ -52,6 +52,10 @@ final class OptimizerTests: XCTestCase {
             s.value(at: 5000), 5e-6 + 0.5 * (1e-5 - 5e-6) * (1 + cos(Double.pi * 0.1)),
             accuracy: 1e-15)
         XCTAssertEqual(s.value(at: 50_000), 5e-6, accuracy: 1e-15)
+        // No warm-up: the first iteration already runs at the peak.
+        let direct = CosineSchedule(peak: 1e-3, totalSteps: 100, warmupSteps: 0)
+        XCTAssertEqual(direct.rate(forIteration: 0), 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(direct.rate(forIteration: 1), 1e-3, accuracy: 1e-15)
     }
 
     func testMovingAverageUsesLerpTowardAverage() {

@@ -198,7 +198,8 @@ final class ProjectionTests: XCTestCase {
         XCTAssertEqual(
             photo.cropNote,
             "the photo is 12×6 and not square: only its centre 6×6 square is used (6 px cut "
-                + "from the left and right); crop it to the face first to choose the square")
+                + "in all, split between the left and right); crop it to the face first to "
+                + "choose the square")
         let expected: [Float] = [200, 100, 0].flatMap { Array(repeating: $0 / 127.5 - 1, count: 4) }
         assertClose(photo.tensor, Tensor(shape: [1, 3, 2, 2], expected), atol: 1e-6, rtol: 0)
 
