@@ -105,6 +105,10 @@ struct EvalCommand: Subcommand {
         if methods.contains("isf") && !args.has("isf") {
             throw UsageError("isfgan eval: --isf is required for the isf method")
         }
+        for (flag, method) in [("isf", "isf"), ("linear", "linear"), ("strength", "linear")]
+        where args.has(flag) && !methods.contains(method) {
+            console.warn("--\(flag) is ignored: --methods does not include \(method)")
+        }
         let gridCount = try args.int("grid", range: 0...64)!
         let perceptualChoice = args.string("perceptual")!
         let realismChoice = try args.choice("realism", ["stlpips-vgg", "none"])!

@@ -109,7 +109,7 @@ public final class TrainingRun {
         do {
             return try JSONDecoder().decode(TrainingSettings.self, from: data)
         } catch {
-            throw TrainingError.badRun("\(url.path) does not parse: \(error)")
+            throw TrainingError.badRun("\(url.path) does not parse: \(describeDecoding(error))")
         }
     }
 
@@ -273,5 +273,23 @@ public final class TrainingRun {
         if s.sampleEvery == 0 || s.iterations % s.sampleEvery != 0 { try saveSamples() }
         try writeFinal()
         return .finished
+    }
+}
+
+/// A JSON decoding failure as one line: what was wrong and at which key, without Swift's
+/// debug dump.
+func describeDecoding(_ error: any Error) -> String {
+    guard let decoding = error as? DecodingError else { return "\(error)" }
+    func at(_ context: DecodingError.Context) -> String {
+        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+        return path.isEmpty ? "" : " at \(path.joined(separator: "."))"
+    }
+    switch decoding {
+    case .dataCorrupted(let c):
+        return c.codingPath.isEmpty ? "not valid JSON" : "a bad value\(at(c))"
+    case .keyNotFound(let key, let c): return "no key '\(key.stringValue)'\(at(c))"
+    case .typeMismatch(let type, let c): return "expected \(type)\(at(c))"
+    case .valueNotFound(let type, let c): return "expected \(type)\(at(c)), found null"
+    @unknown default: return "\(error)"
     }
 }

@@ -126,6 +126,27 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(unknown.err.hasPrefix("isfgan: error: unknown command 'nosuch'"), unknown.err)
     }
 
+    /// Options that the chosen methods do not use are named; a broken settings.json reads
+    /// as one line, without Swift's debug dump.
+    func testIgnoredOptionsAndBrokenSettingsAreNamed() throws {
+        let tmp = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let r = runCLI([
+            "eval", "--generator", try tinyGenerator(), "--data",
+            tmp.appendingPathComponent("no").path,
+            "--methods", "isf", "--isf", "x.safetensors", "--linear", "l.safetensors",
+            "--out", tmp.appendingPathComponent("r").path,
+        ])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("--linear is ignored"), r.err)
+        let run = tmp.appendingPathComponent("runs/00000-x")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        try Data("{\"bad".utf8).write(to: run.appendingPathComponent("settings.json"))
+        assertRefused(
+            ["train", "--resume", run.path], status: 1, mentions: "does not parse: not valid JSON")
+        XCTAssertFalse(runCLI(["train", "--resume", run.path]).err.contains("DecodingError"))
+    }
+
     /// A plain file where a folder of the output path should be: named before any work,
     /// and Foundation's "error 512" for it reads as one line too.
     func testAFileInTheOutputPathIsNamed() throws {
