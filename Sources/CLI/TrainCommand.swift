@@ -308,9 +308,8 @@ struct TrainCommand: Subcommand {
             }
             // Weights and rates are stored as Float: 1e300 would become infinity.
             guard Float(v).isFinite else {
-                throw UsageError(
-                    "isfgan train: --\(name) \(v) is too large (at most \(Float.greatestFiniteMagnitude))"
-                )
+                let most = Float.greatestFiniteMagnitude
+                throw UsageError("isfgan train: --\(name) \(v) is too large (at most \(most))")
             }
             return v
         }
