@@ -43,6 +43,13 @@ struct DatasetCommand: Subcommand {
             throw UsageError("isfgan dataset: --test-fraction must be in [0, 1], got \(fraction)")
         }
         options.testFraction = fraction
+        if options.testCount == 0 || options.testCount == count {
+            // Training reads held-out images for its accuracy, and eval edits only those.
+            console.warn(
+                "--count \(count) with --test-fraction \(fraction) leaves the "
+                    + (options.testCount == 0 ? "test" : "train")
+                    + " split empty: train and eval need images in both")
+        }
         options.seed = UInt64(try args.int("seed", range: 0...Int.max)!)
 
         let (generator, identity) = try loadGenerator(generatorArg, console: console)

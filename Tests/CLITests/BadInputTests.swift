@@ -53,6 +53,16 @@ final class BadInputTests: XCTestCase {
                 ages,
             ],
             status: 2, mentions: "--age-threshold must be an age in years")
+        // A split left empty is said before the rendering (which then fails here on the
+        // missing models or goes on; either way the warning came first).
+        let tiny = runCLI([
+            "dataset", "--generator", gen, "--count", "1", "--out",
+            temporaryDirectory().appendingPathComponent("one").path,
+        ])
+        XCTAssertTrue(
+            tiny.err.hasPrefix(
+                "warning: --count 1 with --test-fraction 0.1 leaves the test split "
+                    + "empty"), tiny.err)
     }
 
     func testCodesThatAreNotFiniteOrEmptyAreRefused() throws {
