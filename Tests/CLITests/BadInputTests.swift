@@ -115,25 +115,21 @@ final class BadInputTests: XCTestCase {
     func testHelpVersionAndGlobalOptionsBeforeTheCommand() {
         let threadsBefore = Threads.count
         defer { Threads.count = threadsBefore }
-        let help = runCLI(["help", "edit"])
-        XCTAssertEqual(help.status, 0)
-        XCTAssertTrue(help.out.contains("--styles"), help.out)
-        let version = runCLI(["--version"])
-        XCTAssertEqual(version.status, 0)
-        XCTAssertTrue(version.out.hasPrefix("isfgan "), version.out)
-        let threads = runCLI(["--threads", "1", "version"])
-        XCTAssertEqual(threads.status, 0, threads.err)
-        XCTAssertTrue(threads.out.contains("threads: 1"), threads.out)
-        XCTAssertEqual(runCLI(["--threads", "0", "version"]).status, 2)
-        let joined = runCLI(["--threads=1", "version"])
-        XCTAssertEqual(joined.status, 0, joined.err)
-        XCTAssertTrue(joined.out.contains("threads: 1"), joined.out)
-        let alone = runCLI(["--threads", "1"])
-        XCTAssertEqual(alone.status, 2)
-        XCTAssertTrue(alone.err.contains("goes before a command"), alone.err)
-        let unknown = runCLI(["nosuch"])
-        XCTAssertEqual(unknown.status, 2)
-        XCTAssertTrue(unknown.err.hasPrefix("isfgan: error: unknown command 'nosuch'"), unknown.err)
+        // (arguments, exit status, text expected on stdout or, with a failure, stderr)
+        let cases: [([String], Int32, String)] = [
+            (["help", "edit"], 0, "--styles"),
+            (["--version"], 0, "isfgan "),
+            (["--threads", "1", "version"], 0, "threads: 1"),
+            (["--threads=1", "version"], 0, "threads: 1"),
+            (["--threads", "0", "version"], 2, "--threads"),
+            (["--threads", "1"], 2, "goes before a command"),
+            (["nosuch"], 2, "isfgan: error: unknown command 'nosuch'"),
+        ]
+        for (args, status, text) in cases {
+            let r = runCLI(args)
+            XCTAssertEqual(r.status, status, "\(args): \(r.err)")
+            XCTAssertTrue((status == 0 ? r.out : r.err).contains(text), "\(args): \(r.out)\(r.err)")
+        }
     }
 
     /// Options that the chosen methods do not use are named; a broken settings.json reads
