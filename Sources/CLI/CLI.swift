@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import TensorCore
 
@@ -70,11 +71,11 @@ public enum CLI {
             return main(
                 [arguments[2]] + arguments[0..<2] + arguments.dropFirst(3), console: console)
         }
-        if let first = arguments.first, first.hasPrefix("--threads="), arguments.count >= 2 {
+        if let first = arguments.first, first.hasPrefix("--threads=") {
             let value = String(first.dropFirst("--threads=".count))
             return main(["--threads", value] + arguments.dropFirst(), console: console)
         }
-        if let first = arguments.first, first == "--threads" || first.hasPrefix("--threads=") {
+        if arguments.first == "--threads" {
             console.err(
                 "isfgan: error: --threads N goes before a command, as in "
                     + "'isfgan --threads 1 edit …'; see 'isfgan --help'")
@@ -128,6 +129,7 @@ public enum CLI {
     /// A thrown error as one readable line. Foundation's file errors print as an
     /// `NSCocoaErrorDomain` dump; this keeps their path and their reason.
     public static func describeError(_ error: any Error) -> String {
+        if error is DecodingError { return describeDecoding(error) }
         guard let cocoa = error as? CocoaError else { return "\(error)" }
         let path =
             (cocoa.userInfo[NSFilePathErrorKey] as? String) ?? cocoa.filePath ?? cocoa.url?.path

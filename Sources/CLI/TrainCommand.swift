@@ -410,7 +410,8 @@ struct TrainCommand: Subcommand {
         do {
             summary = try JSONDecoder().decode(DatasetSummary.self, from: Data(contentsOf: url))
         } catch {
-            throw UsageError("isfgan train: \(url.path) is not a dataset summary: \(error)")
+            throw UsageError(
+                "isfgan train: \(url.path) is not a dataset summary: \(describeDecoding(error))")
         }
         return attributes.map { name in
             guard let w = summary.posWeight[name] ?? nil, w > 0, Float(w).isFinite else {

@@ -514,17 +514,15 @@ public final class ISFObjective {
         let neighbour = (w - edited).reshaped([b, -1]).norm(axes: [1]).mean() * settings.neighbour
         let (fakeAttributes, fakeRealism) = try discriminator(editedImages)
         var classification = classificationLoss(fakeAttributes, batch.targetLabels)
-        if settings.classificationViews > 1 {
-            for view in 1..<settings.classificationViews {
-                let image = Self.view(
-                    editedImages, index: view, step: step,
-                    maxShift: settings.viewShift)
-                let logits = try discriminator(image).attributes
-                classification = classification + classificationLoss(logits, batch.targetLabels)
-            }
-            classification = classification / Float(settings.classificationViews)
+        for view in 1..<settings.classificationViews {
+            let image = Self.view(
+                editedImages, index: view, step: step, maxShift: settings.viewShift)
+            let logits = try discriminator(image).attributes
+            classification = classification + classificationLoss(logits, batch.targetLabels)
         }
-        classification = classification * settings.classification
+        // The mean over the views (λ/1 = λ exactly: one view is the official term).
+        classification =
+            classification * (settings.classification / Float(settings.classificationViews))
         let adversarial = adversarialLoss(fakeRealism, target: 1)
 
         let cycle = try isf(codes: edited, z: draws.z[1], targets: batch.sourceLabels)
@@ -572,23 +570,15 @@ extension ISFObjective {
     }
 
     /// View `index` (≥ 1) of images [B, C, H, W]: odd views mirror left to right, and every
-    /// view is rolled by a shift of at most `maxShift` pixels on each axis, drawn from a
-    /// hash of (step, index) so that a run replays exactly.
+    /// view is rolled by a shift of at most `maxShift` pixels on each axis, drawn from
+    /// (step, index) so that a run replays exactly.
     static func view(_ images: Tensor, index: Int, step: Int, maxShift: Int) -> Tensor {
         let image = index % 2 == 1 ? images.flipped(axis: 3) : images
         guard maxShift > 0 else { return image }
-        var state =
-            UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15
-            &+ UInt64(truncatingIfNeeded: index) &* 0xBF58_476D_1CE4_E5B9
-        func next() -> Int {  // SplitMix64, mapped to −maxShift…maxShift
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Int(z % UInt64(2 * maxShift + 1)) - maxShift
-        }
-        let (dy, dx) = (next(), next())
+        var rng = RandomGenerator(seed: UInt64(step), position: UInt64(index) << 32)
+        let span = 2 * maxShift + 1
+        let dy = rng.int(below: span) - maxShift
+        let dx = rng.int(below: span) - maxShift
         return image.rolled(by: dy, axis: 2).rolled(by: dx, axis: 3)
     }
 }

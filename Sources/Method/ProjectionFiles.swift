@@ -92,7 +92,8 @@ public struct ProjectionRecord: Codable, Equatable, Sendable {
         do {
             record = try JSONDecoder().decode(ProjectionRecord.self, from: data)
         } catch {
-            throw FormatError(.corrupt, file: url.path, "not a projection sidecar: \(error)")
+            throw FormatError(
+                .corrupt, file: url.path, "not a projection sidecar: \(describeDecoding(error))")
         }
         guard record.format == formatName, record.formatVersion <= formatVersion else {
             throw FormatError(

@@ -108,7 +108,7 @@ public enum TrainingCheckpoint {
             return try JSONDecoder().decode(T.self, from: Data(text.utf8))
         } catch {
             throw TrainingError.badCheckpoint(
-                url.path, "metadata '\(key)' does not parse: \(error)")
+                url.path, "metadata '\(key)' does not parse: \(describeDecoding(error))")
         }
     }
 

@@ -275,21 +275,3 @@ public final class TrainingRun {
         return .finished
     }
 }
-
-/// A JSON decoding failure as one line: what was wrong and at which key, without Swift's
-/// debug dump.
-func describeDecoding(_ error: any Error) -> String {
-    guard let decoding = error as? DecodingError else { return "\(error)" }
-    func at(_ context: DecodingError.Context) -> String {
-        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-        return path.isEmpty ? "" : " at \(path.joined(separator: "."))"
-    }
-    switch decoding {
-    case .dataCorrupted(let c):
-        return c.codingPath.isEmpty ? "not valid JSON" : "a bad value\(at(c))"
-    case .keyNotFound(let key, let c): return "no key '\(key.stringValue)'\(at(c))"
-    case .typeMismatch(let type, let c): return "expected \(type)\(at(c))"
-    case .valueNotFound(let type, let c): return "expected \(type)\(at(c)), found null"
-    @unknown default: return "\(error)"
-    }
-}

@@ -118,7 +118,8 @@ public struct ISFFile {
         do {
             config = try JSONDecoder().decode(ISFConfig.self, from: Data(configText.utf8))
         } catch {
-            throw fail("metadata '\(Key.config)' does not describe an ISF: \(error)")
+            throw fail(
+                "metadata '\(Key.config)' does not describe an ISF: \(describeDecoding(error))")
         }
 
         var attributes: [String]?
